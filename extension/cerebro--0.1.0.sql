@@ -1,0 +1,359 @@
+-- complain if this script is sourced in psql rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION cerebro" to load this file. \quit
+-- cerebro 0.1.0: built from sql/ by `cerebro build-sql`; do not edit.
+
+-- ==== incremental/001-catalog.sql ====
+-- The catalog: every piece of state cerebro has is a row in one of these tables.
+-- Incremental: runs exactly once per database (tables, types, roles).
+
+do $roles$
+begin
+    -- Roles are cluster-wide, so they outlive DROP EXTENSION; create them only when missing.
+    if not exists (select 1 from pg_roles where rolname = 'cerebro_user') then
+        create role cerebro_user nologin;
+    end if;
+    if not exists (select 1 from pg_roles where rolname = 'cerebro_admin') then
+        create role cerebro_admin nologin;
+    end if;
+    execute 'grant cerebro_user to cerebro_admin';
+end
+$roles$;
+
+-- Models: the built-in roster and custom Keras scripts registered by an admin.
+create table cerebro.models (
+    model_id     serial primary key,
+    name         text not null unique
+                 check (name ~ '^[a-z_][a-z0-9_]{0,62}$'),
+    kind         text not null check (kind in ('roster', 'custom')),
+    source       text,              -- Python source of a custom model
+    entry_point  text not null,     -- function name (custom) or module:function (roster)
+    param_schema jsonb not null default '{}'::jsonb,
+    description  text,
+    owner        name not null default current_user,
+    created_at   timestamptz not null default now(),
+    check ((kind = 'custom') = (source is not null))
+);
+
+-- Datasets: packed, shuffled, partitioned copies of a table or view.
+create table cerebro.datasets (
+    dataset_id     serial primary key,
+    name           text not null unique
+                   check (name ~ '^[A-Za-z_][A-Za-z0-9_.-]{0,62}$'),
+    source         text not null,            -- the relation it was loaded from
+    features       jsonb not null,           -- list of feature expressions as given
+    label          text not null,
+    task           text not null check (task in ('classification', 'regression')),
+    classes        jsonb,                    -- class list (index = encoded label)
+    feature_shape  int[] not null,
+    normalization  jsonb not null,           -- {"method": ..., "mean": [...], "std": [...]}
+    statistics     jsonb not null,           -- per-feature min/max/mean/std of the raw data
+    num_rows       bigint not null check (num_rows > 0),
+    num_partitions int not null check (num_partitions between 1 and 1024),
+    buffer_rows    int not null check (buffer_rows > 0),
+    rows_per_partition bigint[] not null,
+    seed           bigint not null,
+    like_dataset   int references cerebro.datasets (dataset_id) on delete restrict,
+    owner          name not null default current_user,
+    created_at     timestamptz not null default now(),
+    check ((task = 'classification') = (classes is not null)),
+    check (cardinality(rows_per_partition) = num_partitions)
+);
+
+-- Packed minibatch buffers. One table for all datasets; __dist_key__ is the partition
+-- ("segment") a buffer lives on. On Greenplum/Cloudberry this table is DISTRIBUTED BY
+-- (__dist_key__); on PostgreSQL a worker backend reads one key.
+create table cerebro.buffers (
+    dataset_id   int not null references cerebro.datasets (dataset_id) on delete cascade,
+    __dist_key__ int not null check (__dist_key__ >= 0),
+    buffer_id    int not null check (buffer_id >= 0),
+    num_rows     int not null check (num_rows > 0),
+    x            bytea not null,    -- float32, C order, little endian: (num_rows, *feature_shape)
+    y            bytea not null,    -- int32 class index or float32 target: (num_rows,)
+    primary key (dataset_id, __dist_key__, buffer_id)
+);
+-- Random float bytes do not compress: store them as they are (faster load and scan).
+alter table cerebro.buffers alter column x set storage external;
+alter table cerebro.buffers alter column y set storage external;
+
+-- Workloads: one model-selection search.
+create table cerebro.workloads (
+    workload_id     serial primary key,
+    name            text not null unique,
+    model_id        int not null references cerebro.models (model_id),
+    train_dataset   int not null references cerebro.datasets (dataset_id),
+    valid_dataset   int references cerebro.datasets (dataset_id),
+    search          text not null default 'grid',
+    search_state    bytea,
+    space           jsonb not null default '{}'::jsonb,
+    objective       text not null default 'valid_loss',
+    max_epochs      int not null default 10 check (max_epochs > 0),
+    parent_workload int references cerebro.workloads (workload_id),
+    priority        int not null default 0,
+    status          text not null default 'active'
+                    check (status in ('active', 'paused', 'cancelled', 'completed')),
+    seed            bigint not null default 0,
+    owner           name not null default current_user,
+    created_at      timestamptz not null default now()
+);
+
+-- Configs: one point of the search; status is steered by humans and AutoML alike.
+create table cerebro.configs (
+    config_id       serial primary key,
+    workload_id     int not null references cerebro.workloads (workload_id) on delete cascade,
+    params          jsonb not null check (jsonb_typeof(params) = 'object'),
+    status          text not null default 'active'
+                    check (status in ('active', 'stopped', 'completed', 'failed')),
+    epoch           int not null default 0 check (epoch >= 0),   -- completed epochs
+    partitions_done int[] not null default '{}',                 -- visited this epoch
+    max_epochs      int check (max_epochs > 0),
+    priority        int not null default 0,
+    seed            bigint not null default 0,
+    parent_config   int references cerebro.configs (config_id),
+    source          text not null default 'human'
+                    check (source in ('human', 'automl', 'clone')),
+    error           text,
+    created_at      timestamptz not null default now(),
+    updated_at      timestamptz not null default now()
+);
+create index configs_workload_status on cerebro.configs (workload_id, status);
+
+-- Metrics: one row per config per completed epoch (exactly once).
+create table cerebro.metrics (
+    config_id     int not null references cerebro.configs (config_id) on delete cascade,
+    epoch         int not null check (epoch > 0),
+    train_loss    double precision,
+    train_metrics jsonb not null default '{}'::jsonb,
+    valid_loss    double precision,
+    valid_metrics jsonb not null default '{}'::jsonb,
+    rows          bigint not null default 0,
+    seconds       double precision not null default 0,
+    created_at    timestamptz not null default now(),
+    primary key (config_id, epoch)
+);
+
+-- Checkpoints: the model state at the end of an epoch, committed with its metrics row.
+create table cerebro.checkpoints (
+    config_id  int not null references cerebro.configs (config_id) on delete cascade,
+    epoch      int not null check (epoch >= 0),
+    state      bytea not null,
+    created_at timestamptz not null default now(),
+    primary key (config_id, epoch)
+);
+alter table cerebro.checkpoints alter column state set storage external;
+
+-- The state after the latest sub-epoch; losing it on a crash loses at most that sub-epoch.
+create unlogged table cerebro.states (
+    config_id       int primary key references cerebro.configs (config_id) on delete cascade,
+    epoch           int not null,
+    partitions_done int[] not null,
+    state           bytea not null,
+    updated_at      timestamptz not null default now()
+);
+alter table cerebro.states alter column state set storage external;
+
+-- Units: the execution log, one row per sub-epoch (train) or evaluation (valid) attempt.
+create table cerebro.units (
+    unit_id     bigserial primary key,
+    config_id   int not null references cerebro.configs (config_id) on delete cascade,
+    epoch       int not null,
+    partition   int not null,
+    kind        text not null check (kind in ('train', 'valid')),
+    worker      int,
+    started_at  timestamptz not null default clock_timestamp(),
+    ended_at    timestamptz,
+    outcome     text check (outcome in ('ok', 'failed', 'cancelled', 'lost')),
+    error       text
+);
+create index units_config on cerebro.units (config_id, epoch);
+
+-- Events: every steering action, by a human, an AutoML procedure or the system.
+create table cerebro.events (
+    event_id    bigserial primary key,
+    at          timestamptz not null default clock_timestamp(),
+    actor       text not null,
+    workload_id int references cerebro.workloads (workload_id) on delete cascade,
+    config_id   int references cerebro.configs (config_id) on delete cascade,
+    action      text not null,
+    detail      jsonb not null default '{}'::jsonb
+);
+
+-- Results of the in-database aggregates.
+create type cerebro.subepoch_result as (
+    state   bytea,
+    loss    double precision,
+    metrics jsonb,
+    rows    bigint,
+    seconds double precision
+);
+create type cerebro.eval_result as (
+    loss    double precision,
+    metrics jsonb,
+    rows    bigint,
+    seconds double precision
+);
+
+-- ==== incremental/002-roster.sql ====
+-- The built-in model roster. Parameter schemas mirror udfs/cerebro_udfs/roster/*.py.
+insert into cerebro.models (name, kind, entry_point, param_schema, description) values
+('mlp', 'roster', 'mlp', '{
+   "hidden":        {"type": "int_list", "default": [64]},
+   "activation":    {"type": "choice", "values": ["relu", "tanh", "gelu", "elu", "sigmoid"], "default": "relu"},
+   "dropout":       {"type": "float", "min": 0.0, "max": 0.95, "default": 0.0},
+   "optimizer":     {"type": "choice", "values": ["adam", "adamw", "sgd", "rmsprop"], "default": "adam"},
+   "learning_rate": {"type": "float", "min": 1e-7, "max": 10.0, "default": 0.001},
+   "batch_size":    {"type": "int", "min": 1, "max": 65536, "default": 64}
+ }'::jsonb,
+ 'multi-layer perceptron: hidden layer sizes, activation, dropout, optimizer, learning rate');
+
+-- ==== idempotent/010-datasets.sql ====
+-- Datasets: packing tables and views into partitioned minibatch buffers.
+
+-- Pack `source` (table or view) into dataset `name`: features are columns, numeric arrays or
+-- whitelisted SQL expressions; rows are shuffled once with `seed` and split into
+-- `num_partitions` partitions (default: the server's CPU count). `like_dataset` reuses another
+-- dataset's features, label, class list and normalisation (validation and test sets).
+create or replace function cerebro.load_dataset(
+    name text,
+    source text,
+    features text[] default null,
+    label text default null,
+    num_partitions int default null,
+    buffer_rows int default null,
+    seed bigint default 0,
+    like_dataset text default null,
+    task text default 'auto',
+    normalization text default 'auto'
+) returns int language plpython3u as $$
+from cerebro_udfs.sql_api import load_dataset
+return load_dataset(plpy, name, source, features, label, num_partitions, buffer_rows, seed,
+                    like_dataset, task, normalization)
+$$;
+
+-- Remove a dataset and its buffers.
+create or replace function cerebro.drop_dataset(name text) returns boolean
+language plpython3u as $$
+from cerebro_udfs.sql_api import drop_dataset
+return drop_dataset(plpy, name)
+$$;
+
+-- One row per partition of each dataset: rows, buffers and bytes as stored.
+create or replace view cerebro.dataset_partitions as
+select d.name as dataset, b.__dist_key__ as partition, count(*) as buffers,
+       sum(b.num_rows) as rows, sum(octet_length(b.x) + octet_length(b.y)) as bytes
+  from cerebro.datasets d join cerebro.buffers b using (dataset_id)
+ group by d.name, b.__dist_key__;
+
+-- ==== idempotent/020-models.sql ====
+-- Models: the roster and custom Keras scripts.
+
+-- Register a custom model: `source` is Python defining `entry_point(config) -> compiled
+-- keras.Model`; config holds the config's parameters plus config['dataset'] (feature_shape,
+-- task, num_classes, classes). The model is built once now, so a broken script is refused.
+-- Only cerebro_admin may call it: plpython3u runs the script as the server's OS user.
+create or replace function cerebro.register_model(
+    name text,
+    source text,
+    entry_point text default 'build',
+    param_schema jsonb default '{}'::jsonb,
+    description text default null,
+    dataset text default null
+) returns int language plpython3u security definer
+set search_path to pg_catalog, pg_temp as $$
+from cerebro_udfs.sql_api import register_model
+return register_model(plpy, name, source, entry_point, param_schema, description, dataset)
+$$;
+revoke all on function cerebro.register_model(text, text, text, jsonb, text, text) from public;
+grant execute on function cerebro.register_model(text, text, text, jsonb, text, text)
+    to cerebro_admin;
+
+-- The JSON model definition the training aggregates take as a direct argument.
+create or replace function cerebro.model_spec(model text) returns jsonb
+language plpython3u stable as $$
+from cerebro_udfs.sql_api import model_spec
+return model_spec(plpy, model)
+$$;
+
+-- ==== idempotent/030-training.sql ====
+-- The in-database training step: segment-safe ordered-set aggregates.
+
+create or replace function cerebro._collect(token bigint, buffer_id int, x bytea, y bytea,
+                                            num_rows int) returns bigint
+language plpython3u as $$
+from cerebro_udfs.training import collect
+return collect(GD, token, buffer_id, x, y, num_rows)
+$$;
+
+create or replace function cerebro._train_final(token bigint, state bytea, model jsonb,
+                                                config jsonb) returns cerebro.subepoch_result
+language plpython3u as $$
+from cerebro_udfs.sql_api import train_final
+return train_final(plpy, GD, token, state, model, config)
+$$;
+
+create or replace function cerebro._eval_final(token bigint, state bytea, model jsonb,
+                                               config jsonb) returns cerebro.eval_result
+language plpython3u as $$
+from cerebro_udfs.sql_api import eval_final
+return eval_final(plpy, GD, token, state, model, config)
+$$;
+
+-- One MOP sub-epoch: train `state` (NULL = fresh init from config's seed) on the rows of one
+-- partition, in buffer_id order. Returns (state, loss, metrics, rows, seconds).
+--   select (cerebro.train_subepoch(state, model, config)
+--           within group (order by buffer_id, x, y, num_rows)).*
+--     from cerebro.buffers where dataset_id = 1 and __dist_key__ = 0;
+create or replace aggregate cerebro.train_subepoch(state bytea, model jsonb, config jsonb
+        order by buffer_id int, x bytea, y bytea, num_rows int) (
+    sfunc = cerebro._collect, stype = bigint, finalfunc = cerebro._train_final);
+
+-- Loss and metrics of `state` on the rows aggregated (a partition, or a whole dataset).
+create or replace aggregate cerebro.evaluate_partition(state bytea, model jsonb, config jsonb
+        order by buffer_id int, x bytea, y bytea, num_rows int) (
+    sfunc = cerebro._collect, stype = bigint, finalfunc = cerebro._eval_final);
+
+-- The config the aggregates take: parameters (checked against the model), seed, dataset
+-- metadata, and the partition's cache key.
+create or replace function cerebro.subepoch_config(
+    model text, dataset text, params jsonb default '{}'::jsonb, seed bigint default 0,
+    partition int default null, epoch int default 0, config_id int default null
+) returns jsonb language plpython3u stable as $$
+from cerebro_udfs.sql_api import subepoch_config
+return subepoch_config(plpy, model, dataset, params, seed, partition, epoch, config_id)
+$$;
+
+-- Convenience for psql: one sub-epoch of `model` with `params` on one partition of `dataset`.
+create or replace function cerebro.run_subepoch(
+    model text, dataset text, partition int, params jsonb default '{}'::jsonb,
+    state bytea default null, seed bigint default 0, epoch int default 0
+) returns cerebro.subepoch_result language plpython3u as $$
+from cerebro_udfs.sql_api import run_unit
+return run_unit(plpy, "train", model, dataset, partition, params, state, seed, epoch)
+$$;
+
+-- Convenience for psql: evaluate a state on one partition (or all, partition => NULL).
+create or replace function cerebro.run_evaluation(
+    model text, dataset text, state bytea, params jsonb default '{}'::jsonb,
+    partition int default null
+) returns cerebro.eval_result language plpython3u as $$
+from cerebro_udfs.sql_api import run_unit
+return run_unit(plpy, "eval", model, dataset, partition, params, state, 0, 0)
+$$;
+
+-- The header of a model state (format, config, epoch, partitions done, array table).
+create or replace function cerebro.state_info(state bytea) returns jsonb
+language plpython3u immutable strict as $$
+import json
+from cerebro_udfs.state import read_header
+h = read_header(state)
+h.pop("_payload_start", None)
+h["bytes"] = len(state)
+return json.dumps(h)
+$$;
+
+-- ==== idempotent/090-grants.sql ====
+-- Privileges: cerebro_user loads data and trains; cerebro_admin also registers custom code.
+grant usage on schema cerebro to cerebro_user;
+grant select on all tables in schema cerebro to cerebro_user;
+grant insert, update, delete on cerebro.datasets, cerebro.buffers to cerebro_user;
+grant usage on all sequences in schema cerebro to cerebro_user;
+revoke insert, update, delete on cerebro.models from cerebro_user;

@@ -1,0 +1,36 @@
+-- Datasets: packing tables and views into partitioned minibatch buffers.
+
+-- Pack `source` (table or view) into dataset `name`: features are columns, numeric arrays or
+-- whitelisted SQL expressions; rows are shuffled once with `seed` and split into
+-- `num_partitions` partitions (default: the server's CPU count). `like_dataset` reuses another
+-- dataset's features, label, class list and normalisation (validation and test sets).
+create or replace function cerebro.load_dataset(
+    name text,
+    source text,
+    features text[] default null,
+    label text default null,
+    num_partitions int default null,
+    buffer_rows int default null,
+    seed bigint default 0,
+    like_dataset text default null,
+    task text default 'auto',
+    normalization text default 'auto'
+) returns int language plpython3u as $$
+from cerebro_udfs.sql_api import load_dataset
+return load_dataset(plpy, name, source, features, label, num_partitions, buffer_rows, seed,
+                    like_dataset, task, normalization)
+$$;
+
+-- Remove a dataset and its buffers.
+create or replace function cerebro.drop_dataset(name text) returns boolean
+language plpython3u as $$
+from cerebro_udfs.sql_api import drop_dataset
+return drop_dataset(plpy, name)
+$$;
+
+-- One row per partition of each dataset: rows, buffers and bytes as stored.
+create or replace view cerebro.dataset_partitions as
+select d.name as dataset, b.__dist_key__ as partition, count(*) as buffers,
+       sum(b.num_rows) as rows, sum(octet_length(b.x) + octet_length(b.y)) as bytes
+  from cerebro.datasets d join cerebro.buffers b using (dataset_id)
+ group by d.name, b.__dist_key__;

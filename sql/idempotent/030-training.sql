@@ -1,0 +1,75 @@
+-- The in-database training step: segment-safe ordered-set aggregates.
+
+create or replace function cerebro._collect(token bigint, buffer_id int, x bytea, y bytea,
+                                            num_rows int) returns bigint
+language plpython3u as $$
+from cerebro_udfs.training import collect
+return collect(GD, token, buffer_id, x, y, num_rows)
+$$;
+
+create or replace function cerebro._train_final(token bigint, state bytea, model jsonb,
+                                                config jsonb) returns cerebro.subepoch_result
+language plpython3u as $$
+from cerebro_udfs.sql_api import train_final
+return train_final(plpy, GD, token, state, model, config)
+$$;
+
+create or replace function cerebro._eval_final(token bigint, state bytea, model jsonb,
+                                               config jsonb) returns cerebro.eval_result
+language plpython3u as $$
+from cerebro_udfs.sql_api import eval_final
+return eval_final(plpy, GD, token, state, model, config)
+$$;
+
+-- One MOP sub-epoch: train `state` (NULL = fresh init from config's seed) on the rows of one
+-- partition, in buffer_id order. Returns (state, loss, metrics, rows, seconds).
+--   select (cerebro.train_subepoch(state, model, config)
+--           within group (order by buffer_id, x, y, num_rows)).*
+--     from cerebro.buffers where dataset_id = 1 and __dist_key__ = 0;
+create or replace aggregate cerebro.train_subepoch(state bytea, model jsonb, config jsonb
+        order by buffer_id int, x bytea, y bytea, num_rows int) (
+    sfunc = cerebro._collect, stype = bigint, finalfunc = cerebro._train_final);
+
+-- Loss and metrics of `state` on the rows aggregated (a partition, or a whole dataset).
+create or replace aggregate cerebro.evaluate_partition(state bytea, model jsonb, config jsonb
+        order by buffer_id int, x bytea, y bytea, num_rows int) (
+    sfunc = cerebro._collect, stype = bigint, finalfunc = cerebro._eval_final);
+
+-- The config the aggregates take: parameters (checked against the model), seed, dataset
+-- metadata, and the partition's cache key.
+create or replace function cerebro.subepoch_config(
+    model text, dataset text, params jsonb default '{}'::jsonb, seed bigint default 0,
+    partition int default null, epoch int default 0, config_id int default null
+) returns jsonb language plpython3u stable as $$
+from cerebro_udfs.sql_api import subepoch_config
+return subepoch_config(plpy, model, dataset, params, seed, partition, epoch, config_id)
+$$;
+
+-- Convenience for psql: one sub-epoch of `model` with `params` on one partition of `dataset`.
+create or replace function cerebro.run_subepoch(
+    model text, dataset text, partition int, params jsonb default '{}'::jsonb,
+    state bytea default null, seed bigint default 0, epoch int default 0
+) returns cerebro.subepoch_result language plpython3u as $$
+from cerebro_udfs.sql_api import run_unit
+return run_unit(plpy, "train", model, dataset, partition, params, state, seed, epoch)
+$$;
+
+-- Convenience for psql: evaluate a state on one partition (or all, partition => NULL).
+create or replace function cerebro.run_evaluation(
+    model text, dataset text, state bytea, params jsonb default '{}'::jsonb,
+    partition int default null
+) returns cerebro.eval_result language plpython3u as $$
+from cerebro_udfs.sql_api import run_unit
+return run_unit(plpy, "eval", model, dataset, partition, params, state, 0, 0)
+$$;
+
+-- The header of a model state (format, config, epoch, partitions done, array table).
+create or replace function cerebro.state_info(state bytea) returns jsonb
+language plpython3u immutable strict as $$
+import json
+from cerebro_udfs.state import read_header
+h = read_header(state)
+h.pop("_payload_start", None)
+h["bytes"] = len(state)
+return json.dumps(h)
+$$;

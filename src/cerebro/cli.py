@@ -1,0 +1,115 @@
+"""`cerebro` command line: the embedded default and installation into an existing server."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import psycopg
+
+from . import __version__
+from .cluster import Cluster, ClusterError
+
+
+def _fail(e: Exception) -> None:
+    click.echo(f"cerebro: {e}", err=True)
+    sys.exit(1)
+
+
+@click.group()
+@click.version_option(__version__)
+def main() -> None:
+    """cerebro: model selection inside PostgreSQL."""
+
+
+@main.command()
+def up() -> None:
+    """Create (first time) and start the embedded PostgreSQL with the extension installed."""
+    cluster = Cluster.default()
+    try:
+        cluster.up()
+    except (ClusterError, RuntimeError, psycopg.Error) as e:
+        _fail(e)
+    click.echo(f"cerebro is up: {cluster.conninfo()}")
+
+
+@main.command()
+def down() -> None:
+    """Stop the embedded PostgreSQL (data is kept)."""
+    try:
+        Cluster.default().stop()
+    except ClusterError as e:
+        _fail(e)
+    click.echo("cerebro is down")
+
+
+@main.command()
+def status() -> None:
+    """Say whether the embedded PostgreSQL runs, and how to connect to it."""
+    cluster = Cluster.default()
+    running = cluster.is_running()
+    click.echo(f"home:    {cluster.home}")
+    click.echo(f"server:  {'running' if running else 'stopped'}")
+    click.echo(f"dsn:     {cluster.conninfo()}")
+    sys.exit(0 if running else 3)
+
+
+@main.command()
+def dsn() -> None:
+    """Print the connection string of the embedded default."""
+    click.echo(Cluster.default().conninfo())
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("--dsn", "dsn_", default=None, help="connect here instead of the embedded default")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def psql(dsn_: str | None, args: tuple[str, ...]) -> None:
+    """Open psql on the embedded default (or --dsn); extra arguments go to psql."""
+    target = dsn_ or os.environ.get("CEREBRO_DSN") or Cluster.default().conninfo()
+    os.execvp("psql", ["psql", target, *args])
+
+
+@main.command()
+@click.option("--dsn", "dsn_", default=None,
+              help="existing server (default: CEREBRO_DSN or the PG* variables)")
+def install(dsn_: str | None) -> None:
+    """Install the extension into an existing server on this machine and create it.
+
+    Copies the control and SQL scripts into the server's share directory. The server must
+    import this project's Python environment: add the printed paths to its PYTHONPATH.
+    """
+    import psycopg
+
+    from . import paths
+    from .cluster import check_server_python, create_or_update_extension
+    from .install import install_extension_files
+
+    try:
+        install_extension_files()
+        with psycopg.connect(dsn_ or os.environ.get("CEREBRO_DSN", ""), autocommit=True) as c:
+            check_server_python(c)
+            try:
+                c.execute("do $$ import cerebro_udfs, keras $$ language plpython3u")
+            except psycopg.Error as e:
+                raise ClusterError(
+                    "the server cannot import cerebro's Python code; start it with\n"
+                    f"  PYTHONPATH={paths.udfs_dir()}{os.pathsep}{paths.site_packages()}\n"
+                    f"({e.diag.message_primary})"
+                ) from e
+            create_or_update_extension(c)
+    except (ClusterError, RuntimeError) as e:
+        _fail(e)
+    click.echo("cerebro extension installed")
+
+
+@main.command("build-sql")
+def build_sql() -> None:
+    """Rebuild extension/cerebro--<version>.sql from sql/."""
+    from .build import build
+
+    click.echo(f"wrote {build()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""A bounded LRU cache kept in PL/Python's per-backend ``GD`` dictionary.
+
+Worker backends are long-lived, so keeping decoded partitions and compiled models (with
+their traced train functions) saves work on every sub-epoch. It is only an optimisation:
+on Greenplum segment processes may be reaped at any time and everything still works.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from typing import Any, Callable
+
+
+class LRU:
+    def __init__(self, max_items: int, max_bytes: int | None = None,
+                 size_of: Callable[[Any], int] = lambda v: 0) -> None:
+        self.items: OrderedDict[Any, Any] = OrderedDict()
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+        self.size_of = size_of
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: Any) -> Any:
+        if key in self.items:
+            self.items.move_to_end(key)
+            self.hits += 1
+            return self.items[key]
+        self.misses += 1
+        return None
+
+    def put(self, key: Any, value: Any) -> None:
+        if key in self.items:
+            self.bytes -= self.size_of(self.items.pop(key))
+        size = self.size_of(value)
+        if self.max_bytes is not None and size > self.max_bytes:
+            return                      # too large to keep: correctness does not need it
+        self.items[key] = value
+        self.bytes += size
+        while len(self.items) > self.max_items or (
+                self.max_bytes is not None and self.bytes > self.max_bytes):
+            _, old = self.items.popitem(last=False)
+            self.bytes -= self.size_of(old)
+
+    def clear(self) -> None:
+        self.items.clear()
+        self.bytes = 0
+
+
+def partitions(GD: dict) -> LRU:
+    if "cerebro.partitions" not in GD:
+        mb = int(os.environ.get("CEREBRO_PARTITION_CACHE_MB", "2048"))
+        GD["cerebro.partitions"] = LRU(64, mb << 20, lambda v: v[0].nbytes + v[1].nbytes)
+    return GD["cerebro.partitions"]
+
+
+def models(GD: dict) -> LRU:
+    if "cerebro.models" not in GD:
+        GD["cerebro.models"] = LRU(int(os.environ.get("CEREBRO_MODEL_CACHE", "8")))
+    return GD["cerebro.models"]

@@ -1,0 +1,318 @@
+"""``cerebro.load_dataset``: pack a table or view into shuffled, partitioned minibatch buffers.
+
+Runs on the coordinator. Rows are read once as binary float4 arrays (``array_send``), decoded
+with numpy in bulk (no per-value Python work), checked for NULL/NaN, encoded (classes to
+indices, optional standardisation), shuffled once with the seed, split into partitions and
+written as float32 ``bytea`` buffers. Everything happens in the caller's transaction, so a
+failure leaves no half-made dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import expressions
+from .catalog import Relation, resolve_relation
+from .errors import CerebroError
+
+FETCH_ROWS = 50_000
+TARGET_BUFFER_BYTES = 16 << 20
+_NAME_HINT = "dataset names start with a letter or _ and use letters, digits, _ . - (max 63)"
+_ROW = np.dtype([("len", ">i4"), ("v", ">f4")])
+
+
+@dataclass
+class Packed:
+    x: np.ndarray            # (n, *feature_shape) float32
+    y: np.ndarray            # (n,) int32 or float32
+    feature_shape: list[int]
+
+
+def load_dataset(plpy: Any, name: str, source: str, features: list[str] | None,
+                 label: str | None, num_partitions: int | None = None,
+                 buffer_rows: int | None = None, seed: int = 0,
+                 like_dataset: str | None = None, task: str = "auto",
+                 normalize: str = "auto") -> int:
+    """Pack ``source`` and register it as dataset ``name``; returns the dataset id."""
+    _check_name(plpy, name)
+    rel = resolve_relation(plpy, source)
+    like = _load_like(plpy, like_dataset) if like_dataset else None
+    if like:
+        features = features or like["features"]
+        label = label or like["label"]
+    if not features:
+        raise CerebroError("features must list at least one column or expression",
+                           hint="features => ARRAY['col1', 'log(1 + col2)']")
+    if not label:
+        raise CerebroError("label must name the label column")
+    if label not in rel.columns:
+        raise CerebroError(f"label column {label!r} does not exist in {rel.display}",
+                           hint=f"columns: {', '.join(rel.columns)}")
+    if task not in ("auto", "classification", "regression"):
+        raise CerebroError(f"task {task!r} is not known",
+                           hint="task is 'auto', 'classification' or 'regression'")
+    if normalize not in ("auto", "standard", "none"):
+        raise CerebroError(f"normalize {normalize!r} is not known",
+                           hint="normalize is 'auto', 'standard' or 'none'")
+
+    feature_sql, array_features = _feature_sql(rel, features)
+    for f in array_features:
+        n_null = plpy.execute(f"select count(*) as n from {rel.qualified} where "
+                              f"{plpy.quote_ident(f)} is null")[0]["n"]
+        if n_null:
+            raise CerebroError(f"feature {f!r} is NULL in {n_null} rows of {rel.display}",
+                               hint="filter or fill NULLs in a view and load that")
+
+    col = rel.columns[label]
+    if task == "auto":
+        task = "regression" if col.category == "N" and not col.is_integer else "classification"
+    if like and like["task"] != task:
+        raise CerebroError(f"dataset {like_dataset!r} is a {like['task']} dataset, this one "
+                           f"would be {task}")
+    if task == "regression" and col.category != "N":
+        raise CerebroError(f"label {label!r} has type {col.type_name}; a regression label "
+                           "must be numeric")
+    if col.category == "A":
+        raise CerebroError(f"label {label!r} is an array; labels are scalars")
+
+    label_sql = plpy.quote_ident(label) + ("::float8" if task == "regression" else "::text")
+    query = (f"select array_send({feature_sql}) as x, {label_sql} as y "
+             f"from {rel.qualified}")
+    xs, ys = _read(plpy, query)
+    if not xs:
+        raise CerebroError(f"source {rel.display} has no rows; nothing to load")
+    packed_x, feature_shape = _decode_features(xs, features, array_features)
+    del xs
+    y, classes = _encode_labels(ys, task, col.is_integer, like, label, rel.display)
+    del ys
+
+    stats = _statistics(packed_x)
+    if like:
+        if list(like["feature_shape"]) != feature_shape:
+            raise CerebroError(
+                f"features have shape {feature_shape} but dataset {like_dataset!r} has "
+                f"{list(like['feature_shape'])}")
+        norm = like["normalization"]
+    else:
+        method = normalize
+        if method == "auto":
+            method = "standard" if len(feature_shape) == 1 else "none"
+        norm = _fit_normalization(packed_x, method)
+    packed_x = _apply_normalization(packed_x, norm)
+
+    n = packed_x.shape[0]
+    if num_partitions is None:
+        num_partitions = os.cpu_count() or 1
+    if not 1 <= num_partitions <= 1024:
+        raise CerebroError(f"num_partitions must be between 1 and 1024, got {num_partitions}")
+    if num_partitions > n:
+        raise CerebroError(f"num_partitions ({num_partitions}) exceeds the number of rows ({n})")
+    row_bytes = max(1, packed_x[0].nbytes + 4)
+    if buffer_rows is None:
+        buffer_rows = int(max(1, min(100_000, TARGET_BUFFER_BYTES // row_bytes)))
+    if buffer_rows < 1:
+        raise CerebroError(f"buffer_rows must be positive, got {buffer_rows}")
+
+    perm = np.random.default_rng(seed).permutation(n)
+    parts = np.array_split(perm, num_partitions)
+
+    dataset_id = plpy.execute(plpy.prepare(
+        "insert into cerebro.datasets (name, source, features, label, task, classes, "
+        "feature_shape, normalization, statistics, num_rows, num_partitions, buffer_rows, "
+        "rows_per_partition, seed, like_dataset) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
+        "$10, $11, $12, $13, $14, (select dataset_id from cerebro.datasets where name = $15)) "
+        "returning dataset_id",
+        ["text", "text", "jsonb", "text", "text", "jsonb", "int[]", "jsonb", "jsonb", "bigint",
+         "int", "int", "bigint[]", "bigint", "text"]),
+        [name, rel.display, json.dumps(list(features)), label, task,
+         json.dumps(classes) if classes is not None else None, feature_shape,
+         json.dumps(norm), json.dumps(stats), n, num_partitions, buffer_rows,
+         [len(p) for p in parts], seed, like_dataset])[0]["dataset_id"]
+
+    insert = plpy.prepare(
+        "insert into cerebro.buffers (dataset_id, __dist_key__, buffer_id, num_rows, x, y) "
+        "values ($1, $2, $3, $4, $5, $6)", ["int", "int", "int", "int", "bytea", "bytea"])
+    for p, idx in enumerate(parts):
+        for b, start in enumerate(range(0, len(idx), buffer_rows)):
+            sel = idx[start:start + buffer_rows]
+            plpy.execute(insert, [dataset_id, p, b, len(sel),
+                                  np.ascontiguousarray(packed_x[sel]).tobytes(),
+                                  np.ascontiguousarray(y[sel]).tobytes()])
+    return dataset_id
+
+
+def _check_name(plpy: Any, name: str) -> None:
+    import re
+    if not isinstance(name, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_.-]{0,62}$", name):
+        raise CerebroError(f"dataset name {name!r} is not valid", hint=_NAME_HINT)
+    rows = plpy.execute(plpy.prepare(
+        "select 1 from cerebro.datasets where name = $1", ["text"]), [name])
+    if rows:
+        raise CerebroError(f"dataset {name!r} already exists",
+                           hint=f"drop it first: SELECT cerebro.drop_dataset('{name}')")
+
+
+def _load_like(plpy: Any, like_name: str) -> dict[str, Any]:
+    rows = plpy.execute(plpy.prepare(
+        "select * from cerebro.datasets where name = $1", ["text"]), [like_name])
+    if not rows:
+        raise CerebroError(f"like_dataset {like_name!r} does not exist")
+    r = dict(rows[0])
+    for k in ("features", "classes", "normalization"):
+        if r[k] is not None:
+            r[k] = json.loads(r[k])
+    return r
+
+
+def _feature_sql(rel: Relation, features: list[str]) -> tuple[str, list[str]]:
+    """One SQL expression yielding a float4[] per row, and the array-typed features."""
+    pieces, arrays = [], []
+    mixed = len(features) > 1
+    for f in features:
+        if f in rel.columns:
+            c = rel.columns[f]
+            if c.category == "A" and c.elem_category == "N":
+                arrays.append(f)
+                col_sql = f"({expressions.validate(f, rel.columns)[0]})::float4[]"
+                # Next to other features an array is flattened; alone it keeps its shape.
+                pieces.append(f"array(select unnest({col_sql}))::float4[]" if mixed else col_sql)
+                continue
+            if c.category not in ("N", "B"):
+                raise CerebroError(
+                    f"feature {f!r} has type {c.type_name}; features must be numeric columns, "
+                    "numeric arrays or numeric expressions",
+                    hint="encode text as numbers in a view first (or use it as the label)")
+        sql, used = expressions.validate(f, rel.columns)
+        for u in used:
+            c = rel.columns[u]
+            if c.category not in ("N", "B"):
+                raise CerebroError(f"feature {f!r} uses column {u!r} of type {c.type_name}; "
+                                   "features must be numeric")
+        pieces.append(f"array[({sql})::float4]")
+    return " || ".join(pieces), arrays
+
+
+def _read(plpy: Any, query: str) -> tuple[list[bytes], list[Any]]:
+    xs: list[bytes] = []
+    ys: list[Any] = []
+    cursor = plpy.cursor(query)
+    while True:
+        rows = cursor.fetch(FETCH_ROWS)
+        if not rows:
+            break
+        for r in rows:
+            xs.append(r["x"])
+            ys.append(r["y"])
+    return xs, ys
+
+
+def _decode_features(xs: list[bytes], features: list[str],
+                     array_features: list[str]) -> tuple[np.ndarray, list[int]]:
+    """Decode ``array_send`` output of every row at once into an (n, *shape) float32 array."""
+    n = len(xs)
+    if any(x is None for x in xs):
+        i = next(i for i, x in enumerate(xs) if x is None)
+        raise CerebroError(f"features are NULL in row {i + 1} of the source")
+    lengths = np.fromiter((len(x) for x in xs), dtype=np.int64, count=n)
+    if (lengths != lengths[0]).any():
+        raise CerebroError("array features have different lengths in different rows",
+                           hint="every row must give the same number of feature values")
+    raw = np.frombuffer(b"".join(xs), dtype=np.uint8).reshape(n, int(lengths[0]))
+    ndim = int(raw[0, 0:4].view(">i4")[0])
+    hlen = 12 + 8 * ndim
+    dims = [int(d) for d in raw[0, 12:hlen].view(">i4")[0::2]] if ndim else [0]
+    if ndim and not (raw[:, 12:hlen] == raw[0, 12:hlen]).all():
+        raise CerebroError("array features have different shapes in different rows")
+    flags = raw[:, 4:8].copy().view(">i4").ravel()
+    values = raw[:, hlen:].copy().view(_ROW).reshape(n, -1)
+    if flags.any():
+        bad = np.argwhere(values["len"] < 0)
+        row, pos = int(bad[0][0]), int(bad[0][1])
+        raise CerebroError(f"feature {_feature_name(pos, features, array_features)} is NULL in "
+                           f"row {row + 1} of the source ({len(bad)} NULL values in all)",
+                           hint="filter or fill NULLs in a view and load that")
+    x = values["v"].astype("<f4")
+    finite = np.isfinite(x)
+    if not finite.all():
+        bad = np.argwhere(~finite)
+        row, pos = int(bad[0][0]), int(bad[0][1])
+        raise CerebroError(f"feature {_feature_name(pos, features, array_features)} is NaN or "
+                           f"infinite in row {row + 1} of the source ({len(bad)} values in all)",
+                           hint="filter or fill them in a view and load that")
+    shape = dims if (len(features) == 1 and array_features) else [x.shape[1]]
+    return x.reshape([n, *shape]), shape
+
+
+def _feature_name(pos: int, features: list[str], array_features: list[str]) -> str:
+    if not array_features and pos < len(features):
+        return repr(features[pos])
+    return f"value #{pos + 1}"
+
+
+def _encode_labels(ys: list[Any], task: str, is_integer: bool, like: dict | None,
+                   label: str, display: str) -> tuple[np.ndarray, list | None]:
+    if any(v is None for v in ys):
+        i = next(i for i, v in enumerate(ys) if v is None)
+        raise CerebroError(f"label {label!r} is NULL in row {i + 1} of {display}",
+                           hint="filter out rows without a label in a view and load that")
+    if task == "regression":
+        y = np.asarray(ys, dtype=np.float64)
+        if not np.isfinite(y).all():
+            raise CerebroError(f"label {label!r} has NaN or infinite values")
+        return y.astype(np.float32), None
+    values = np.asarray([int(v) for v in ys], dtype=np.int64) if is_integer else \
+        np.asarray(ys, dtype=object)
+    if like:
+        classes = like["classes"]
+        index = {c: i for i, c in enumerate(classes)}
+        try:
+            y = np.fromiter((index[v] for v in values.tolist()), dtype=np.int32,
+                            count=len(values))
+        except KeyError as e:
+            raise CerebroError(f"label value {e.args[0]!r} is not a class of the like_dataset",
+                               hint=f"known classes: {classes}") from None
+        return y, classes
+    uniq, inverse = np.unique(values, return_inverse=True)
+    classes = [int(c) if is_integer else str(c) for c in uniq.tolist()]
+    return inverse.astype(np.int32), classes
+
+
+def _statistics(x: np.ndarray) -> dict[str, Any]:
+    flat = x.reshape(x.shape[0], -1)
+    if flat.shape[1] > 4096:      # images: per-feature statistics would be huge
+        flat = flat.reshape(-1, 1)
+    f64 = flat.astype(np.float64)
+    return {"min": f64.min(axis=0).tolist(), "max": f64.max(axis=0).tolist(),
+            "mean": f64.mean(axis=0).tolist(), "std": f64.std(axis=0).tolist()}
+
+
+def _fit_normalization(x: np.ndarray, method: str) -> dict[str, Any]:
+    if method == "none":
+        return {"method": "none"}
+    flat = x.reshape(x.shape[0], -1).astype(np.float64)
+    std = flat.std(axis=0)
+    std[std == 0] = 1.0
+    return {"method": "standard", "mean": flat.mean(axis=0).tolist(), "std": std.tolist()}
+
+
+def _apply_normalization(x: np.ndarray, norm: dict[str, Any]) -> np.ndarray:
+    if norm["method"] == "none":
+        return x
+    shape = x.shape
+    mean = np.asarray(norm["mean"], dtype=np.float32)
+    std = np.asarray(norm["std"], dtype=np.float32)
+    flat = x.reshape(shape[0], -1)
+    return ((flat - mean) / std).astype(np.float32).reshape(shape)
+
+
+def drop_dataset(plpy: Any, name: str) -> bool:
+    rows = plpy.execute(plpy.prepare(
+        "delete from cerebro.datasets where name = $1 returning dataset_id", ["text"]), [name])
+    if not rows:
+        raise CerebroError(f"dataset {name!r} does not exist")
+    return True

@@ -1,0 +1,134 @@
+"""Entry points called by the SQL function bodies (coordinator side).
+
+Each takes ``plpy`` (and ``GD`` where it caches) explicitly, so the logic is testable and the
+SQL bodies stay a few lines. Errors surface as one clean SQL error message.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from . import models, packing, training
+from .errors import CerebroError, sql_errors
+
+load_dataset = sql_errors(packing.load_dataset)
+drop_dataset = sql_errors(packing.drop_dataset)
+train_final = sql_errors(training.train_final)
+eval_final = sql_errors(training.eval_final)
+
+
+def _one(plpy: Any, query: str, types: list[str], args: list[Any], what: str) -> dict:
+    rows = plpy.execute(plpy.prepare(query, types), args)
+    if not rows:
+        raise CerebroError(f"{what} does not exist")
+    return dict(rows[0])
+
+
+def _spec(plpy: Any, model: str) -> dict[str, Any]:
+    row = _one(plpy, "select name, kind, entry_point, source, param_schema from cerebro.models "
+               "where name = $1", ["text"], [model], f"model {model!r}")
+    row["param_schema"] = json.loads(row["param_schema"])
+    return row
+
+
+def _check_params(spec: dict[str, Any], params: dict[str, Any]) -> None:
+    if not isinstance(params, dict):
+        raise CerebroError("params must be a JSON object like {\"learning_rate\": 0.01}")
+    reserved = models.RESERVED_PARAMS & set(params)
+    if reserved:
+        raise CerebroError(f"parameter name(s) {sorted(reserved)} are reserved")
+    schema = spec["param_schema"]
+    if schema:
+        unknown = sorted(set(params) - set(schema) - {"batch_size"})
+        if unknown:
+            raise CerebroError(f"model {spec['name']!r} does not take parameter(s) {unknown}",
+                               hint=f"it takes: {', '.join(sorted(schema))}")
+
+
+@sql_errors
+def model_spec(plpy: Any, model: str) -> str:
+    spec = _spec(plpy, model)
+    spec.pop("param_schema")
+    return json.dumps(spec)
+
+
+@sql_errors
+def subepoch_config(plpy: Any, model: str, dataset: str, params_json: str | None,
+                    seed: int, partition: int | None, epoch: int,
+                    config_id: int | None) -> str:
+    spec = _spec(plpy, model)
+    params = json.loads(params_json) if params_json else {}
+    _check_params(spec, params)
+    ds = _one(plpy, "select dataset_id, name, feature_shape, task, classes, num_partitions, "
+              "extract(epoch from created_at)::text as version from cerebro.datasets "
+              "where name = $1", ["text"], [dataset], f"dataset {dataset!r}")
+    if partition is not None and not 0 <= partition < ds["num_partitions"]:
+        raise CerebroError(f"dataset {dataset!r} has partitions 0..{ds['num_partitions'] - 1}, "
+                           f"not {partition}")
+    cfg = {"params": params, "seed": seed, "epoch": epoch, "config_id": config_id,
+           "dataset": models.dataset_meta(ds), "dataset_id": ds["dataset_id"]}
+    if partition is not None:
+        cfg["partition"] = partition
+        cfg["cache_key"] = f"{ds['dataset_id']}:{partition}:{ds['version']}"
+    return json.dumps(cfg)
+
+
+_AGG_SQL = (
+    "select (r).* from (select cerebro.{agg}($1, $2, $3) "
+    "within group (order by buffer_id, x, y, num_rows) as r "
+    "from cerebro.buffers where dataset_id = $4 {where}) s"
+)
+
+
+@sql_errors
+def run_unit(plpy: Any, kind: str, model: str, dataset: str, partition: int | None,
+             params_json: str | None, blob: bytes | None, seed: int, epoch: int) -> dict:
+    """Run the train or eval aggregate on one partition (or, for eval, the whole dataset)."""
+    if kind == "train" and partition is None:
+        raise CerebroError("a sub-epoch trains on one partition: give partition => N")
+    spec_json = model_spec.__wrapped__(plpy, model)
+    cfg_json = subepoch_config.__wrapped__(plpy, model, dataset, params_json, seed, partition,
+                                           epoch, None)
+    dataset_id = json.loads(cfg_json)["dataset_id"]
+    agg = "train_subepoch" if kind == "train" else "evaluate_partition"
+    where = "and __dist_key__ = $5" if partition is not None else ""
+    types = ["bytea", "jsonb", "jsonb", "int"] + (["int"] if partition is not None else [])
+    args = [blob, spec_json, cfg_json, dataset_id] + ([partition] if partition is not None
+                                                     else [])
+    rows = plpy.execute(plpy.prepare(_AGG_SQL.format(agg=agg, where=where), types), args)
+    return dict(rows[0])
+
+
+@sql_errors
+def register_model(plpy: Any, name: str, source: str, entry_point: str,
+                   param_schema_json: str | None, description: str | None,
+                   dataset: str | None) -> int:
+    import re
+    if not isinstance(name, str) or not re.match(r"^[a-z_][a-z0-9_]{0,62}$", name):
+        raise CerebroError(f"model name {name!r} is not valid",
+                           hint="lower-case letters, digits and _, starting with a letter or _")
+    if plpy.execute(plpy.prepare("select 1 from cerebro.models where name = $1", ["text"]),
+                    [name]):
+        raise CerebroError(f"model {name!r} already exists")
+    if not source or not source.strip():
+        raise CerebroError("source must hold the Python code of the model")
+    schema = json.loads(param_schema_json) if param_schema_json else {}
+    if not isinstance(schema, dict):
+        raise CerebroError("param_schema must be a JSON object {param: {\"default\": ...}}")
+    if dataset is not None:
+        ds = _one(plpy, "select name, feature_shape, task, classes from cerebro.datasets "
+                  "where name = $1", ["text"], [dataset], f"dataset {dataset!r}")
+        meta = models.dataset_meta(ds)
+    else:
+        meta = models.EXAMPLE_DATASET
+    spec = {"name": name, "kind": "custom", "entry_point": entry_point or "build",
+            "source": source}
+    example = {k: v["default"] for k, v in schema.items()
+               if isinstance(v, dict) and "default" in v}
+    models.build_model(spec, example, meta, seed=0)   # fails clearly if the script is broken
+    return plpy.execute(plpy.prepare(
+        "insert into cerebro.models (name, kind, source, entry_point, param_schema, "
+        "description) values ($1, 'custom', $2, $3, $4, $5) returning model_id",
+        ["text", "text", "text", "jsonb", "text"]),
+        [name, source, spec["entry_point"], json.dumps(schema), description])[0]["model_id"]

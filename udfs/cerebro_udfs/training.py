@@ -1,0 +1,173 @@
+"""The segment-safe training and evaluation aggregates (one MOP sub-epoch / one evaluation).
+
+SQL shape (an ordered-set aggregate, so the model state and config are *direct* arguments,
+evaluated once per group and handed to the final function, instead of being copied into
+Python for every row)::
+
+    SELECT cerebro.train_subepoch(state, model_spec, config)
+           WITHIN GROUP (ORDER BY buffer_id, x, y, num_rows)
+      FROM cerebro.buffers WHERE dataset_id = 1 AND __dist_key__ = 0;
+
+The transition function only collects the buffers of the partition (kept in ``GD`` under a
+token, since PL/Python cannot return an ``internal`` state); the final function puts them in
+``buffer_id`` order, trains one pass with ``model.fit(shuffle=False)`` and returns the new
+state. The ordering is ours to do: PostgreSQL does not sort ordered-set aggregate input.
+Nothing here touches the database (see :mod:`cerebro_udfs.guard`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+from . import cache, models, state
+from .errors import CerebroError
+from .guard import segment_safe
+
+_tokens = itertools.count(1)
+MAX_PENDING = 4
+
+
+def collect(GD: dict, token: int | None, buffer_id: int, x: bytes, y: bytes,
+            num_rows: int) -> int:
+    """Transition function: remember one buffer of the group being aggregated."""
+    pending: OrderedDict = GD.setdefault("cerebro.pending", OrderedDict())
+    if token is None:
+        token = next(_tokens)
+        pending[token] = []
+        while len(pending) > MAX_PENDING:      # groups of statements that failed midway
+            pending.popitem(last=False)
+    pending[token].append((buffer_id, x, y, num_rows))
+    return token
+
+
+def _take(GD: dict, token: int | None) -> list[tuple]:
+    if token is None:
+        return []
+    return GD.get("cerebro.pending", {}).pop(token, [])
+
+
+def _partition_arrays(GD: dict, buffers: list[tuple], cfg: dict[str, Any]
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    ds = cfg["dataset"]
+    key = cfg.get("cache_key")
+    parts = cache.partitions(GD)
+    if key is not None:
+        hit = parts.get(key)
+        if hit is not None:
+            return hit
+    if not buffers:
+        raise CerebroError("the partition has no rows (wrong dataset_id or partition?)")
+    buffers.sort(key=lambda b: b[0])
+    shape = tuple(ds["feature_shape"])
+    ydtype = np.int32 if ds["task"] == "classification" else np.float32
+    xs = [np.frombuffer(b[1], dtype="<f4").reshape((b[3], *shape)) for b in buffers]
+    ys = [np.frombuffer(b[2], dtype=ydtype) for b in buffers]
+    x = xs[0] if len(xs) == 1 else np.concatenate(xs)
+    y = ys[0] if len(ys) == 1 else np.concatenate(ys)
+    if key is not None:
+        parts.put(key, (x, y))
+    return x, y
+
+
+def _model_for(GD: dict, spec: dict, cfg: dict, blob: bytes | None) -> Any:
+    """A compiled model holding ``blob`` (or a fresh seeded init when ``blob`` is None).
+
+    Compiled models are cached per (definition, params, data shape): reusing one keeps its
+    traced train function, which costs far more to rebuild than assigning the weights.
+    """
+    params = cfg.get("params", {})
+    key = (models.spec_key(spec), json.dumps(params, sort_keys=True),
+           json.dumps(cfg["dataset"], sort_keys=True))
+    lru = cache.models(GD)
+    if blob is None:
+        model = models.build_model(spec, params, cfg["dataset"], cfg.get("seed", 0))
+        lru.put(key, model)
+        return model
+    try:
+        st = state.decode(blob)
+    except state.StateError as e:
+        raise CerebroError(f"cannot use the given model state: {e}") from None
+    model = lru.get(key)
+    if model is None:
+        model = models.build_model(spec, params, cfg["dataset"], cfg.get("seed", 0))
+        lru.put(key, model)
+    try:
+        state.restore(model, st)
+    except state.StateError as e:
+        raise CerebroError(f"cannot use the given model state: {e}") from None
+    return model
+
+
+def _parse(spec_json: str | dict, cfg_json: str | dict) -> tuple[dict, dict]:
+    spec = json.loads(spec_json) if isinstance(spec_json, str) else spec_json
+    cfg = json.loads(cfg_json) if isinstance(cfg_json, str) else cfg_json
+    if not spec or not cfg or "dataset" not in cfg:
+        raise CerebroError("model spec and config are required (see cerebro.model_spec and "
+                           "cerebro.subepoch_config)")
+    return spec, cfg
+
+
+def _scalar_logs(logs: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for k, v in logs.items():
+        v = v[-1] if isinstance(v, list) else v
+        out[k] = float(v)
+    return out
+
+
+def train_final(plpy: Any, GD: dict, token: int | None, blob: bytes | None,
+                spec_json: str, cfg_json: str) -> dict[str, Any]:
+    """Final function of ``cerebro.train_subepoch``: one pass over one partition."""
+    buffers = _take(GD, token)
+    with segment_safe(plpy):
+        spec, cfg = _parse(spec_json, cfg_json)
+        x, y = _partition_arrays(GD, buffers, cfg)
+        del buffers
+        model = _model_for(GD, spec, cfg, blob)
+        batch_size = int(cfg.get("params", {}).get("batch_size", 64))
+        t0 = time.perf_counter()
+        try:
+            hist = model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+        except Exception as e:  # noqa: BLE001 - user models may raise anything
+            raise CerebroError(f"training failed: {type(e).__name__}: {e}") from None
+        seconds = time.perf_counter() - t0
+        logs = _scalar_logs(hist.history)
+        loss = logs.pop("loss", None)
+        prev = state.read_header(blob)["meta"] if blob is not None else {}
+        done = list(prev.get("partitions_done", [])) if prev.get("epoch") == cfg.get("epoch") \
+            else []
+        if "partition" in cfg:
+            done.append(cfg["partition"])
+        meta = {"config_id": cfg.get("config_id"), "epoch": cfg.get("epoch"),
+                "partitions_done": done}
+        new_state = state.capture(model, meta).to_bytes()
+        return {"state": new_state, "loss": loss, "metrics": json.dumps(logs),
+                "rows": int(x.shape[0]), "seconds": seconds}
+
+
+def eval_final(plpy: Any, GD: dict, token: int | None, blob: bytes | None,
+               spec_json: str, cfg_json: str) -> dict[str, Any]:
+    """Final function of ``cerebro.evaluate_partition``: loss and metrics of a state."""
+    buffers = _take(GD, token)
+    with segment_safe(plpy):
+        spec, cfg = _parse(spec_json, cfg_json)
+        if blob is None:
+            raise CerebroError("evaluation needs a model state (got NULL)")
+        x, y = _partition_arrays(GD, buffers, cfg)
+        del buffers
+        model = _model_for(GD, spec, cfg, blob)
+        batch_size = int(cfg.get("params", {}).get("batch_size", 64))
+        t0 = time.perf_counter()
+        logs = model.evaluate(x, y, batch_size=max(batch_size, 256), verbose=0,
+                              return_dict=True)
+        seconds = time.perf_counter() - t0
+        logs = _scalar_logs(logs)
+        loss = logs.pop("loss", None)
+        return {"loss": loss, "metrics": json.dumps(logs), "rows": int(x.shape[0]),
+                "seconds": seconds}
