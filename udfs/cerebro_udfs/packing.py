@@ -218,6 +218,13 @@ def _decode_features(xs: list[bytes], features: list[str],
     if any(x is None for x in xs):
         i = next(i for i, x in enumerate(xs) if x is None)
         raise CerebroError(f"features are NULL in row {i + 1} of the source")
+    has_null = np.fromiter((x[7] for x in xs), dtype=np.uint8, count=n)  # array_send flag
+    if has_null.any():
+        rows = np.flatnonzero(has_null)
+        pos = _null_position(xs[int(rows[0])])
+        raise CerebroError(f"feature {_feature_name(pos, features, array_features)} is NULL in "
+                           f"row {int(rows[0]) + 1} of the source ({len(rows)} rows with NULLs)",
+                           hint="filter or fill NULLs in a view and load that")
     lengths = np.fromiter((len(x) for x in xs), dtype=np.int64, count=n)
     if (lengths != lengths[0]).any():
         raise CerebroError("array features have different lengths in different rows",
@@ -228,14 +235,7 @@ def _decode_features(xs: list[bytes], features: list[str],
     dims = [int(d) for d in raw[0, 12:hlen].view(">i4")[0::2]] if ndim else [0]
     if ndim and not (raw[:, 12:hlen] == raw[0, 12:hlen]).all():
         raise CerebroError("array features have different shapes in different rows")
-    flags = raw[:, 4:8].copy().view(">i4").ravel()
     values = raw[:, hlen:].copy().view(_ROW).reshape(n, -1)
-    if flags.any():
-        bad = np.argwhere(values["len"] < 0)
-        row, pos = int(bad[0][0]), int(bad[0][1])
-        raise CerebroError(f"feature {_feature_name(pos, features, array_features)} is NULL in "
-                           f"row {row + 1} of the source ({len(bad)} NULL values in all)",
-                           hint="filter or fill NULLs in a view and load that")
     x = values["v"].astype("<f4")
     finite = np.isfinite(x)
     if not finite.all():
@@ -246,6 +246,18 @@ def _decode_features(xs: list[bytes], features: list[str],
                            hint="filter or fill them in a view and load that")
     shape = dims if (len(features) == 1 and array_features) else [x.shape[1]]
     return x.reshape([n, *shape]), shape
+
+
+def _null_position(row: bytes) -> int:
+    """Index of the first NULL element in one ``array_send`` value (NULLs have length -1)."""
+    ndim = int.from_bytes(row[0:4], "big")
+    off, pos = 12 + 8 * ndim, 0
+    while off < len(row):
+        length = int.from_bytes(row[off:off + 4], "big", signed=True)
+        if length < 0:
+            return pos
+        off, pos = off + 4 + length, pos + 1
+    return pos
 
 
 def _feature_name(pos: int, features: list[str], array_features: list[str]) -> str:
