@@ -6,6 +6,11 @@
 -- The catalog: every piece of state cerebro has is a row in one of these tables.
 -- Incremental: runs exactly once per database (tables, types, roles).
 
+-- The schema is created here (not by the control file) so that it belongs to the extension
+-- and DROP EXTENSION removes it with everything in it.
+create schema cerebro;
+comment on schema cerebro is 'cerebro: in-database deep-learning model selection';
+
 do $roles$
 begin
     -- Roles are cluster-wide, so they outlive DROP EXTENSION; create them only when missing.
@@ -256,14 +261,16 @@ create or replace function cerebro.register_model(
     entry_point text default 'build',
     param_schema jsonb default '{}'::jsonb,
     description text default null,
-    dataset text default null
+    dataset text default null,
+    build_timeout double precision default 300
 ) returns int language plpython3u security definer
 set search_path to pg_catalog, pg_temp as $$
 from cerebro_udfs.sql_api import register_model
-return register_model(plpy, name, source, entry_point, param_schema, description, dataset)
+return register_model(plpy, name, source, entry_point, param_schema, description, dataset,
+                      build_timeout)
 $$;
-revoke all on function cerebro.register_model(text, text, text, jsonb, text, text) from public;
-grant execute on function cerebro.register_model(text, text, text, jsonb, text, text)
+revoke all on function cerebro.register_model(text, text, text, jsonb, text, text, double precision) from public;
+grant execute on function cerebro.register_model(text, text, text, jsonb, text, text, double precision)
     to cerebro_admin;
 
 -- The JSON model definition the training aggregates take as a direct argument.

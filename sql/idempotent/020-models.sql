@@ -10,14 +10,16 @@ create or replace function cerebro.register_model(
     entry_point text default 'build',
     param_schema jsonb default '{}'::jsonb,
     description text default null,
-    dataset text default null
+    dataset text default null,
+    build_timeout double precision default 300
 ) returns int language plpython3u security definer
 set search_path to pg_catalog, pg_temp as $$
 from cerebro_udfs.sql_api import register_model
-return register_model(plpy, name, source, entry_point, param_schema, description, dataset)
+return register_model(plpy, name, source, entry_point, param_schema, description, dataset,
+                      build_timeout)
 $$;
-revoke all on function cerebro.register_model(text, text, text, jsonb, text, text) from public;
-grant execute on function cerebro.register_model(text, text, text, jsonb, text, text)
+revoke all on function cerebro.register_model(text, text, text, jsonb, text, text, double precision) from public;
+grant execute on function cerebro.register_model(text, text, text, jsonb, text, text, double precision)
     to cerebro_admin;
 
 -- The JSON model definition the training aggregates take as a direct argument.

@@ -1,6 +1,11 @@
 -- The catalog: every piece of state cerebro has is a row in one of these tables.
 -- Incremental: runs exactly once per database (tables, types, roles).
 
+-- The schema is created here (not by the control file) so that it belongs to the extension
+-- and DROP EXTENSION removes it with everything in it.
+create schema cerebro;
+comment on schema cerebro is 'cerebro: in-database deep-learning model selection';
+
 do $roles$
 begin
     -- Roles are cluster-wide, so they outlive DROP EXTENSION; create them only when missing.

@@ -25,7 +25,8 @@ def spec_key(spec: dict[str, Any]) -> str:
     return h.hexdigest()[:16]
 
 
-def load_entry_point(spec: dict[str, Any]) -> Callable[[dict], Any]:
+def load_entry_point(spec: dict[str, Any], timeout: float | None = None
+                     ) -> Callable[[dict], Any]:
     name = spec.get("name", "?")
     if spec.get("kind") == "roster":
         fn = ROSTER.get(spec.get("entry_point") or name)
@@ -45,7 +46,7 @@ def load_entry_point(spec: dict[str, Any]) -> Callable[[dict], Any]:
                            hint="fix the Python source and register it again") from None
     namespace: dict[str, Any] = {"__name__": f"cerebro_model_{name}"}
     try:
-        with _deadline(BUILD_TIMEOUT_S, f"model script {name!r} at import"):
+        with _deadline(timeout or BUILD_TIMEOUT_S, f"model script {name!r} at import"):
             exec(code, namespace)
     except CerebroError:
         raise
@@ -61,12 +62,13 @@ def load_entry_point(spec: dict[str, Any]) -> Callable[[dict], Any]:
 
 
 def build_model(spec: dict[str, Any], params: dict[str, Any], dataset: dict[str, Any],
-                seed: int, timeout: float = BUILD_TIMEOUT_S) -> Any:
+                seed: int, timeout: float | None = None) -> Any:
     """Build and compile a fresh model for ``params``; variables initialised from ``seed``."""
     import keras
 
     name = spec.get("name", "?")
-    fn = load_entry_point(spec)
+    timeout = timeout or BUILD_TIMEOUT_S
+    fn = load_entry_point(spec, timeout)
     config = dict(params)
     config["dataset"] = dataset
     keras.utils.set_random_seed(int(seed) % (2**32))

@@ -11,6 +11,7 @@ from typing import Any
 
 from . import models, packing, training
 from .errors import CerebroError, sql_errors
+from .guard import segment_safe
 
 load_dataset = sql_errors(packing.load_dataset)
 drop_dataset = sql_errors(packing.drop_dataset)
@@ -103,7 +104,7 @@ def run_unit(plpy: Any, kind: str, model: str, dataset: str, partition: int | No
 @sql_errors
 def register_model(plpy: Any, name: str, source: str, entry_point: str,
                    param_schema_json: str | None, description: str | None,
-                   dataset: str | None) -> int:
+                   dataset: str | None, build_timeout: float | None = None) -> int:
     import re
     if not isinstance(name, str) or not re.match(r"^[a-z_][a-z0-9_]{0,62}$", name):
         raise CerebroError(f"model name {name!r} is not valid",
@@ -126,7 +127,9 @@ def register_model(plpy: Any, name: str, source: str, entry_point: str,
             "source": source}
     example = {k: v["default"] for k, v in schema.items()
                if isinstance(v, dict) and "default" in v}
-    models.build_model(spec, example, meta, seed=0)   # fails clearly if the script is broken
+    with segment_safe(plpy):       # the script will run on segments: no database access
+        # fails clearly if the script is broken
+        models.build_model(spec, example, meta, seed=0, timeout=build_timeout)
     return plpy.execute(plpy.prepare(
         "insert into cerebro.models (name, kind, source, entry_point, param_schema, "
         "description) values ($1, 'custom', $2, $3, $4, $5) returning model_id",

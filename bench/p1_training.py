@@ -1,0 +1,227 @@
+"""P1: in-database sub-epoch training throughput vs plain Keras ``model.fit`` on the same data.
+
+In-DB: wall time (seen from the client) of ``select ... from cerebro.run_subepoch('mlp', ...)``
+on one partition, passing the state returned by the previous call (what a MOP hop does).
+Plain: ``model.fit(x, y, batch_size, epochs=1, shuffle=False)`` in a separate Python process
+(its own TensorFlow thread pools, the server's thread-related environment), on the very
+arrays packed in ``cerebro.buffers``, with the model built by the same code and seed.
+
+Both sides are warmed up first (imports, model build, tracing); then the runs alternate
+in-DB / plain and the medians are compared. Timings are reported, never asserted.
+
+    .venv/bin/python bench/p1_training.py [--rows 200000] [--reps 3] [--partitions 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402
+
+DATASET = "bench_p1"
+SOURCE = "bench_p1_src"
+NUM_FEATURES = 32
+PARAMS = {"hidden": [208, 208], "activation": "relu", "dropout": 0.0, "optimizer": "adam",
+          "learning_rate": 1e-3, "batch_size": 256}
+SEED = 7           # load_dataset shuffle seed and model init seed
+DATA_SEED = 0.42   # setseed() for the generated source table
+TARGET = 0.95
+
+
+def cleanup(conn: psycopg.Connection) -> None:
+    if conn.execute("select 1 from cerebro.datasets where name = %s", [DATASET]).fetchone():
+        conn.execute("select cerebro.drop_dataset(%s)", [DATASET])
+    conn.execute(f"drop table if exists {SOURCE}")
+
+
+def make_source(conn: psycopg.Connection, rows: int) -> None:
+    cols = ", ".join(f"random()::real as f{i}" for i in range(1, NUM_FEATURES + 1))
+    conn.execute("select setseed(%s)", [DATA_SEED])
+    conn.execute(
+        f"create table {SOURCE} as select f.*, "
+        f"(f.f1 + f.f2 * f.f3 - f.f4 > 0.25)::int as label "
+        f"from (select {cols} from generate_series(1, %s)) f", [rows])
+
+
+def read_partition(conn: psycopg.Connection, dataset_id: int, partition: int,
+                   feature_shape: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The packed arrays of one partition, decoded exactly like the training aggregate does."""
+    cur = conn.cursor(binary=True)
+    rows = cur.execute(
+        "select buffer_id, num_rows, x, y from cerebro.buffers "
+        "where dataset_id = %s and __dist_key__ = %s order by buffer_id",
+        [dataset_id, partition]).fetchall()
+    xs = [np.frombuffer(bytes(r[2]), dtype="<f4").reshape((r[1], *feature_shape)) for r in rows]
+    ys = [np.frombuffer(bytes(r[3]), dtype="<i4") for r in rows]
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+class PlainKeras:
+    """The plain-Keras process: started once, warmed up, then asked for one fit at a time."""
+
+    def __init__(self, arrays: Path, config: Path, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve().parent / "_plain_keras.py"),
+             str(arrays), str(config)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self.info = self._read()
+
+    def _read(self) -> dict:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("@@"):
+                msg = json.loads(line[2:])
+                if "error" in msg:
+                    raise RuntimeError(f"plain keras: {msg['error']}")
+                return msg
+        raise RuntimeError(f"plain keras process ended (exit code {self.proc.wait()})")
+
+    def fit(self) -> float:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("fit\n")
+        self.proc.stdin.flush()
+        return float(self._read()["seconds"])
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.flush()
+                self.proc.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
+
+
+def plain_env(server: dict | None) -> dict[str, str]:
+    """The client's environment with the server's thread-related settings instead of ours."""
+    env = dict(os.environ)
+    if server is not None:
+        for k in _common.THREAD_KEYS:
+            env.pop(k, None)
+        env.update(server["env"])
+    env.setdefault("KERAS_BACKEND", "tensorflow")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env
+
+
+def in_db_call(conn: psycopg.Connection, state: bytes | None, partition: int
+               ) -> tuple[bytes, float, float, int]:
+    """One run_subepoch; returns (state, wall seconds, fit seconds reported, rows)."""
+    t0 = time.perf_counter()
+    row = conn.execute(
+        "select state, rows, seconds from cerebro.run_subepoch('mlp', %s, %s, %s::jsonb, "
+        "state => %s::bytea, seed => %s)",
+        [DATASET, partition, json.dumps(PARAMS), state, SEED], binary=True).fetchone()
+    wall = time.perf_counter() - t0
+    return bytes(row[0]), wall, float(row[2]), int(row[1])
+
+
+def run(dsn: str, rows: int = 200_000, reps: int = 3, partitions: int = 1,
+        quiet: bool = False) -> dict:
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        cleanup(conn)
+        try:
+            return _run(conn, say, rows, reps, partitions)
+        finally:
+            cleanup(conn)
+
+
+def _run(conn: psycopg.Connection, say, rows: int, reps: int, partitions: int) -> dict:
+    t0 = time.perf_counter()
+    make_source(conn, rows)
+    features = [f"f{i}" for i in range(1, NUM_FEATURES + 1)]
+    dataset_id = conn.execute(
+        "select cerebro.load_dataset(%s, %s, features => %s, label => 'label', "
+        "num_partitions => %s, seed => %s)",
+        [DATASET, SOURCE, features, partitions, SEED]).fetchone()[0]
+    cfg = conn.execute("select cerebro.subepoch_config('mlp', %s, %s::jsonb, seed => %s, "
+                       "partition => 0)", [DATASET, json.dumps(PARAMS), SEED]).fetchone()[0]
+    x, y = read_partition(conn, dataset_id, 0, cfg["dataset"]["feature_shape"])
+    say(f"P1 setup: {rows} rows x {NUM_FEATURES} float features, {partitions} partition(s); "
+        f"training partition 0 = {x.shape[0]} rows per sub-epoch "
+        f"({time.perf_counter() - t0:.1f} s to generate and load)")
+
+    server = _common.server_env(conn)
+    env = plain_env(server)
+    if server is None:
+        say("P1 note: cannot read the server's environment (not a superuser?); the plain "
+            "process uses the client's thread settings")
+    else:
+        say(f"P1 threads: server backend cpu_count={server['cpu_count']} "
+            f"affinity={server['affinity']} nice={server['nice']} "
+            f"env={server['env'] or '{}'} (the plain process gets the same)")
+
+    with tempfile.TemporaryDirectory(prefix="cerebro-bench-p1-") as tmp:
+        arrays, config = Path(tmp) / "arrays.npz", Path(tmp) / "config.json"
+        np.savez(arrays, x=x, y=y)
+        config.write_text(json.dumps(cfg))
+        plain = PlainKeras(arrays, config, env)
+        try:
+            info = plain.info
+            say(f"P1 model: mlp hidden={PARAMS['hidden']} -> {info['params']} parameters, "
+                f"batch_size={PARAMS['batch_size']}, adam; plain TF intra_op="
+                f"{info['intra_op']} inter_op={info['inter_op']} (0 = TF default)")
+            say(f"P1 warm-up: plain start {info['startup_seconds']:.1f} s "
+                f"(first fit {info['warmup_seconds']:.2f} s)")
+            # In-DB warm-up: a fresh init (imports TF, builds, traces), then one hop with a
+            # state (restores into the cached compiled model), as every later call does.
+            state, w1, _, _ = in_db_call(conn, None, 0)
+            state, w2, _, _ = in_db_call(conn, state, 0)
+            say(f"P1 warm-up: in-db first call {w1:.2f} s, second {w2:.2f} s")
+
+            db_wall, db_fit, plain_fit = [], [], []
+            for i in range(reps):
+                state, wall, fit_s, n = in_db_call(conn, state, 0)
+                assert n == x.shape[0], (n, x.shape)
+                db_wall.append(wall)
+                db_fit.append(fit_s)
+                plain_fit.append(plain.fit())
+                say(f"P1 run {i + 1}/{reps}: in-db {wall:.3f} s (fit {fit_s:.3f} s, "
+                    f"overhead {wall - fit_s:.3f} s), plain {plain_fit[-1]:.3f} s")
+        finally:
+            plain.close()
+
+    n = int(x.shape[0])
+    db_rps = n / _common.median(db_wall)
+    plain_rps = n / _common.median(plain_fit)
+    ratio = db_rps / plain_rps
+    overhead = _common.median([w - f for w, f in zip(db_wall, db_fit)])
+    fit_only = (n / _common.median(db_fit)) / plain_rps
+    say(f"P1 in-db/plain = {ratio:.2f} (in-db {db_rps:.0f} rows/s, plain {plain_rps:.0f} "
+        f"rows/s, median of {reps}; {n} rows per sub-epoch, {info['params']} parameters)")
+    say(f"P1 breakdown: in-db model.fit alone {n / _common.median(db_fit):.0f} rows/s "
+        f"(fit-only ratio {fit_only:.2f}); per-call overhead outside fit {overhead:.3f} s "
+        f"(median wall {_common.median(db_wall):.3f} s - fit {_common.median(db_fit):.3f} s)")
+    return {"id": "P1", "what": "in-DB sub-epoch training rows/s ÷ plain Keras fit rows/s",
+            "ratio": ratio, "target": TARGET, "in_db_rows_per_s": db_rps,
+            "plain_rows_per_s": plain_rps, "rows": n, "params": info["params"], "reps": reps,
+            "overhead_s": overhead, "fit_only_ratio": fit_only,
+            "in_db_wall_s": db_wall, "in_db_fit_s": db_fit, "plain_fit_s": plain_fit}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=200_000)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--partitions", type=int, default=1,
+                    help="num_partitions of the dataset; partition 0 is trained")
+    args = ap.parse_args()
+    run(_common.dsn(), args.rows, args.reps, args.partitions)
+
+
+if __name__ == "__main__":
+    main()
