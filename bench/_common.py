@@ -82,6 +82,26 @@ def backend_pid(conn) -> int | None:
     return None
 
 
+def server_aux_pids() -> list[int]:
+    """Local PostgreSQL background processes (WAL writer, checkpointer, background writer).
+
+    They work for our loads too, so their CPU does not count as competing work.
+    """
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if cmd.startswith(b"postgres: ") and any(
+                k in cmd for k in (b"walwriter", b"checkpointer", b"background writer")):
+            out.append(int(d))
+    return out
+
+
 class CpuWatch:
     """CPU time used by *other* processes while the benchmark runs (Linux /proc only).
 

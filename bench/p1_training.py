@@ -184,6 +184,9 @@ def _run(conn: psycopg.Connection, say, rows: int, reps: int, partitions: int) -
             say(f"P1 warm-up: in-db first call {w1:.2f} s, second {w2:.2f} s")
 
             db_wall, db_fit, plain_fit = [], [], []
+            backend = _common.backend_pid(conn)
+            watch = _common.CpuWatch([os.getpid(), plain.proc.pid, *_common.server_aux_pids()]
+                                     + ([backend] if backend else []))
             for i in range(reps):
                 state, wall, fit_s, n = in_db_call(conn, state, 0)
                 assert n == x.shape[0], (n, x.shape)
@@ -192,6 +195,7 @@ def _run(conn: psycopg.Connection, say, rows: int, reps: int, partitions: int) -
                 plain_fit.append(plain.fit())
                 say(f"P1 run {i + 1}/{reps}: in-db {wall:.3f} s (fit {fit_s:.3f} s, "
                     f"overhead {wall - fit_s:.3f} s), plain {plain_fit[-1]:.3f} s")
+            interference = watch.report() if backend else None
         finally:
             plain.close()
 
@@ -206,11 +210,14 @@ def _run(conn: psycopg.Connection, say, rows: int, reps: int, partitions: int) -
     say(f"P1 breakdown: in-db model.fit alone {n / _common.median(db_fit):.0f} rows/s "
         f"(fit-only ratio {fit_only:.2f}); per-call overhead outside fit {overhead:.3f} s "
         f"(median wall {_common.median(db_wall):.3f} s - fit {_common.median(db_fit):.3f} s)")
+    if interference:
+        say(f"P1 {interference}")
     return {"id": "P1", "what": "in-DB sub-epoch training rows/s ÷ plain Keras fit rows/s",
             "ratio": ratio, "target": TARGET, "in_db_rows_per_s": db_rps,
             "plain_rows_per_s": plain_rps, "rows": n, "params": info["params"], "reps": reps,
             "overhead_s": overhead, "fit_only_ratio": fit_only,
-            "in_db_wall_s": db_wall, "in_db_fit_s": db_fit, "plain_fit_s": plain_fit}
+            "in_db_wall_s": db_wall, "in_db_fit_s": db_fit, "plain_fit_s": plain_fit,
+            "interference": interference}
 
 
 def main() -> None:

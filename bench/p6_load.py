@@ -14,6 +14,7 @@ Timings are reported, never asserted.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -128,20 +129,27 @@ def _run(conn: psycopg.Connection, say, rows: int, reps: int, partitions: int) -
         f"{warm_load:.3f} s")
 
     copy_s, load_s = [], []
+    backend = _common.backend_pid(conn)
+    watch = _common.CpuWatch([os.getpid(), *_common.server_aux_pids()]
+                             + ([backend] if backend else []))
     for i in range(reps):
         copy_s.append(timed_copy(conn, chunks))
         load_s.append(timed_load(conn, DATASET, SOURCE, partitions))
         say(f"P6 run {i + 1}/{reps}: COPY {copy_s[-1]:.3f} s ({rows / copy_s[-1]:.0f} rows/s), "
             f"load_dataset {load_s[-1]:.3f} s ({rows / load_s[-1]:.0f} rows/s)")
 
+    interference = watch.report() if backend else None
     copy_rps = rows / _common.median(copy_s)
     load_rps = rows / _common.median(load_s)
     ratio = load_rps / copy_rps
     say(f"P6 load_dataset/COPY = {ratio:.2f} (load_dataset {load_rps:.0f} rows/s, COPY "
         f"{copy_rps:.0f} rows/s, median of {reps}; {rows} rows x {NUM_FEATURES} features)")
+    if interference:
+        say(f"P6 {interference}")
     return {"id": "P6", "what": "load_dataset rows/s ÷ COPY FROM STDIN rows/s", "ratio": ratio,
             "target": TARGET, "load_rows_per_s": load_rps, "copy_rows_per_s": copy_rps,
-            "rows": rows, "reps": reps, "copy_s": copy_s, "load_s": load_s}
+            "rows": rows, "reps": reps, "copy_s": copy_s, "load_s": load_s,
+            "interference": interference}
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ import p6_load  # noqa: E402
 
 def main() -> None:
     dsn = _common.dsn()
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 140)
     console.print(f"cerebro benchmarks against: {dsn}")
     t0 = time.perf_counter()
     results = []
@@ -53,6 +53,9 @@ def main() -> None:
                       "[green]yes[/green]" if met else "[yellow]no[/yellow]",
                       f"{figures}, median of {r['reps']}")
     console.print(table)
+    for r in results:
+        if r.get("interference"):
+            console.print(f"{r['id']}: {r['interference']}")
 
 
 if __name__ == "__main__":
