@@ -357,6 +357,14 @@ h["bytes"] = len(state)
 return json.dumps(h)
 $$;
 
+-- What this backend keeps in its GD cache (decoded partitions, compiled models).
+create or replace function cerebro.cache_info() returns jsonb
+language plpython3u as $$
+import json
+from cerebro_udfs import cache
+return json.dumps(cache.info(GD))
+$$;
+
 -- ==== idempotent/090-grants.sql ====
 -- Privileges: cerebro_user loads data and trains; cerebro_admin also registers custom code.
 grant usage on schema cerebro to cerebro_user;

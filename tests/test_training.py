@@ -128,3 +128,29 @@ def test_unknown_parameter_is_refused(conn, ds):
         _subepoch(conn, 0, None, params={"hiden": [4]})
     msg = e.value.diag.message_primary
     assert "does not take parameter(s) ['hiden']" in msg and "hidden" in e.value.diag.message_hint
+
+
+def test_worker_backend_caches_partitions_and_models(dsn, ds):
+    with fresh_conn(dsn) as c:
+        s = _subepoch(c, 0, None)
+        _subepoch(c, 0, s[0])
+        _subepoch(c, 0, s[0])
+        info = c.execute("select cerebro.cache_info()").fetchone()[0]
+    assert info["partitions"]["items"] == 1 and info["partitions"]["hits"] == 2
+    assert info["models"]["hits"] == 2          # restored into the cached compiled model
+    assert 0 < info["partitions"]["bytes"] <= info["partitions"]["max_bytes"]
+
+
+def test_lru_is_bounded():
+    import numpy as np
+    from cerebro_udfs.cache import LRU
+
+    lru = LRU(3, max_bytes=100, size_of=lambda v: v.nbytes)
+    for i in range(5):
+        lru.put(i, np.zeros(5, np.float32))           # 20 bytes each
+    assert list(lru.items) == [2, 3, 4] and lru.bytes == 60
+    lru.put("big", np.zeros(100, np.float32))         # larger than the cache: not kept
+    assert "big" not in lru.items
+    lru.get(2)
+    lru.put(5, np.zeros(5, np.float32))
+    assert list(lru.items) == [4, 2, 5]

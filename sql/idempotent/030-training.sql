@@ -73,3 +73,11 @@ h.pop("_payload_start", None)
 h["bytes"] = len(state)
 return json.dumps(h)
 $$;
+
+-- What this backend keeps in its GD cache (decoded partitions, compiled models).
+create or replace function cerebro.cache_info() returns jsonb
+language plpython3u as $$
+import json
+from cerebro_udfs import cache
+return json.dumps(cache.info(GD))
+$$;

@@ -60,3 +60,12 @@ def models(GD: dict) -> LRU:
     if "cerebro.models" not in GD:
         GD["cerebro.models"] = LRU(int(os.environ.get("CEREBRO_MODEL_CACHE", "8")))
     return GD["cerebro.models"]
+
+
+def info(GD: dict) -> dict[str, Any]:
+    out = {}
+    for name, lru in (("partitions", partitions(GD)), ("models", models(GD))):
+        out[name] = {"items": len(lru.items), "bytes": lru.bytes, "hits": lru.hits,
+                     "misses": lru.misses, "max_items": lru.max_items,
+                     "max_bytes": lru.max_bytes}
+    return out
