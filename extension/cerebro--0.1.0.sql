@@ -91,6 +91,10 @@ create table cerebro.workloads (
     search_state    bytea,
     space           jsonb not null default '{}'::jsonb,
     objective       text not null default 'valid_loss',
+    objective_direction text not null default 'min'
+                    check (objective_direction in ('min', 'max')),
+    num_configs     int check (num_configs > 0),
+    fixed_params    jsonb not null default '{}'::jsonb,
     max_epochs      int not null default 10 check (max_epochs > 0),
     parent_workload int references cerebro.workloads (workload_id),
     priority        int not null default 0,
@@ -117,6 +121,7 @@ create table cerebro.configs (
     source          text not null default 'human'
                     check (source in ('human', 'automl', 'clone')),
     error           text,
+    lost_units      int not null default 0,     -- sub-epochs lost to crashes in a row
     created_at      timestamptz not null default now(),
     updated_at      timestamptz not null default now()
 );
@@ -167,8 +172,10 @@ create table cerebro.units (
     started_at  timestamptz not null default clock_timestamp(),
     ended_at    timestamptz,
     outcome     text check (outcome in ('ok', 'failed', 'cancelled', 'lost')),
+    result      jsonb,                          -- loss, metrics, rows, seconds
     error       text
 );
+create index units_open on cerebro.units (unit_id) where ended_at is null;
 create index units_config on cerebro.units (config_id, epoch);
 
 -- Events: every steering action, by a human, an AutoML procedure or the system.
@@ -180,6 +187,17 @@ create table cerebro.events (
     config_id   int references cerebro.configs (config_id) on delete cascade,
     action      text not null,
     detail      jsonb not null default '{}'::jsonb
+);
+
+-- Schedulers: the active one holds an advisory lock; standbys wait for it.
+create table cerebro.schedulers (
+    pid          int primary key,               -- backend pid of its leader connection
+    host         text,
+    os_pid       int,
+    role         text not null check (role in ('leader', 'standby')),
+    workers      int,
+    started_at   timestamptz not null default now(),
+    heartbeat_at timestamptz not null default now()
 );
 
 -- Results of the in-database aggregates.
@@ -365,10 +383,141 @@ from cerebro_udfs import cache
 return json.dumps(cache.info(GD))
 $$;
 
+-- ==== idempotent/040-workloads.sql ====
+-- Workloads: launching a search, waking the scheduler, and the views people and BI tools read.
+
+-- Start a model-selection search: inserts the workload and its configs (grid: the product
+-- of the `choice` lists; random: `num_configs` samples with `seed`) and returns its id.
+-- Training starts when the transaction commits. `params` are fixed parameters for every
+-- config; `objective` is e.g. valid_loss (minimised) or valid_accuracy (maximised); add
+-- ':min'/':max' to state the direction of another metric.
+create or replace function cerebro.launch(
+    name text,
+    model text,
+    train text,
+    valid text default null,
+    search text default 'grid',
+    space jsonb default '{}'::jsonb,
+    num_configs int default null,
+    max_epochs int default 10,
+    objective text default 'valid_loss',
+    seed bigint default 0,
+    params jsonb default '{}'::jsonb,
+    priority int default 0
+) returns int language plpython3u as $$
+from cerebro_udfs.sql_api import launch
+return launch(plpy, name, model, train, valid, search, space, num_configs, max_epochs,
+              objective, seed, params, priority)
+$$;
+
+-- Wake the scheduler (LISTEN cerebro) whenever configs or workloads change.
+create or replace function cerebro._notify() returns trigger
+language plpgsql as $$
+begin
+    perform pg_notify('cerebro', tg_table_name);
+    return null;
+end
+$$;
+drop trigger if exists notify_scheduler on cerebro.configs;
+create trigger notify_scheduler after insert or update of status, priority, max_epochs
+    on cerebro.configs for each statement execute function cerebro._notify();
+drop trigger if exists notify_scheduler on cerebro.workloads;
+create trigger notify_scheduler after insert or update of status, priority
+    on cerebro.workloads for each statement execute function cerebro._notify();
+
+-- The value of a workload's objective in one metrics row (NULL when not measured).
+create or replace function cerebro.objective_value(m cerebro.metrics, objective text)
+returns double precision language sql immutable as $$
+    select case
+        when o = 'valid_loss' then m.valid_loss
+        when o = 'train_loss' then m.train_loss
+        when o like 'valid\_%' then (m.valid_metrics ->> substr(o, 7))::double precision
+        when o like 'train\_%' then (m.train_metrics ->> substr(o, 7))::double precision
+    end
+    from (select split_part(objective, ':', 1) as o) s
+$$;
+
+-- One row per config: its objective (best and last), status and rank in its workload.
+-- Stable columns: workload, workload_id, config_id, rank, status, epochs, max_epochs,
+-- best_objective, last_objective, objective, direction, params, source, parent_config, error.
+create or replace view cerebro.leaderboard as
+with scored as (
+    select c.config_id, w.workload_id, w.name as workload, c.status, c.epoch as epochs,
+           coalesce(c.max_epochs, w.max_epochs) as max_epochs, w.objective,
+           w.objective_direction as direction, c.params, c.source, c.parent_config, c.error,
+           (select case when w.objective_direction = 'min'
+                        then min(cerebro.objective_value(m, w.objective))
+                        else max(cerebro.objective_value(m, w.objective)) end
+              from cerebro.metrics m where m.config_id = c.config_id) as best_objective,
+           (select cerebro.objective_value(m, w.objective) from cerebro.metrics m
+             where m.config_id = c.config_id order by m.epoch desc limit 1) as last_objective
+      from cerebro.configs c join cerebro.workloads w using (workload_id)
+)
+select workload, workload_id, config_id,
+       rank() over (partition by workload_id order by
+                    case when direction = 'min' then best_objective else -best_objective end
+                    asc nulls last) as rank,
+       status, epochs, max_epochs, best_objective, last_objective, objective, direction,
+       params, source, parent_config, error
+  from scored;
+
+-- One row per workload: configs by status, epochs done of total, throughput, time left.
+create or replace view cerebro.progress as
+with per_config as (
+    select c.workload_id, c.status, c.epoch,
+           coalesce(c.max_epochs, w.max_epochs) as max_epochs
+      from cerebro.configs c join cerebro.workloads w using (workload_id)
+), rate as (
+    select c.workload_id, count(*) / 5.0 as units_per_minute
+      from cerebro.units u join cerebro.configs c using (config_id)
+     where u.outcome = 'ok' and u.ended_at > now() - interval '5 minutes'
+     group by c.workload_id
+), unit_cost as (
+    select w.workload_id,
+           (td.num_partitions + coalesce(vd.num_partitions, 0)) as units_per_epoch
+      from cerebro.workloads w join cerebro.datasets td on td.dataset_id = w.train_dataset
+      left join cerebro.datasets vd on vd.dataset_id = w.valid_dataset
+)
+select w.name as workload, w.workload_id, w.status, w.search, w.objective,
+       count(p.*) as configs,
+       count(*) filter (where p.status = 'active') as active,
+       count(*) filter (where p.status = 'stopped') as stopped,
+       count(*) filter (where p.status = 'completed') as completed,
+       count(*) filter (where p.status = 'failed') as failed,
+       coalesce(sum(p.epoch), 0) as epochs_done,
+       coalesce(sum(p.max_epochs) filter (where p.status <> 'failed'), 0) as epochs_total,
+       coalesce(r.units_per_minute, 0) as units_per_minute,
+       case when coalesce(r.units_per_minute, 0) > 0 then
+            make_interval(secs => 60.0 * uc.units_per_epoch *
+                coalesce(sum(greatest(p.max_epochs - p.epoch, 0))
+                         filter (where p.status = 'active'), 0) / r.units_per_minute)
+       end as eta
+  from cerebro.workloads w
+  left join per_config p using (workload_id)
+  left join rate r using (workload_id)
+  left join unit_cost uc using (workload_id)
+ group by w.workload_id, r.units_per_minute, uc.units_per_epoch;
+
+-- One row per config, epoch and metric (train_loss, valid_loss, train_<m>, valid_<m>).
+create or replace view cerebro.learning_curves as
+select w.name as workload, c.workload_id, m.config_id, m.epoch, v.metric, v.value, m.created_at
+  from cerebro.metrics m
+  join cerebro.configs c using (config_id)
+  join cerebro.workloads w using (workload_id)
+  cross join lateral (
+      select 'train_loss'::text as metric, m.train_loss as value
+      union all select 'valid_loss', m.valid_loss where m.valid_loss is not null
+      union all select 'train_' || key, value::double precision
+                  from jsonb_each_text(m.train_metrics)
+      union all select 'valid_' || key, value::double precision
+                  from jsonb_each_text(m.valid_metrics)) v;
+
 -- ==== idempotent/090-grants.sql ====
--- Privileges: cerebro_user loads data and trains; cerebro_admin also registers custom code.
+-- Privileges: cerebro_user loads data, launches and steers; cerebro_admin also registers
+-- custom code. (Row-level security per owner comes with multi-tenancy.)
 grant usage on schema cerebro to cerebro_user;
 grant select on all tables in schema cerebro to cerebro_user;
 grant insert, update, delete on cerebro.datasets, cerebro.buffers to cerebro_user;
+grant insert, update on cerebro.workloads, cerebro.configs, cerebro.events to cerebro_user;
 grant usage on all sequences in schema cerebro to cerebro_user;
 revoke insert, update, delete on cerebro.models from cerebro_user;

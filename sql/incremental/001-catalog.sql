@@ -86,6 +86,10 @@ create table cerebro.workloads (
     search_state    bytea,
     space           jsonb not null default '{}'::jsonb,
     objective       text not null default 'valid_loss',
+    objective_direction text not null default 'min'
+                    check (objective_direction in ('min', 'max')),
+    num_configs     int check (num_configs > 0),
+    fixed_params    jsonb not null default '{}'::jsonb,
     max_epochs      int not null default 10 check (max_epochs > 0),
     parent_workload int references cerebro.workloads (workload_id),
     priority        int not null default 0,
@@ -112,6 +116,7 @@ create table cerebro.configs (
     source          text not null default 'human'
                     check (source in ('human', 'automl', 'clone')),
     error           text,
+    lost_units      int not null default 0,     -- sub-epochs lost to crashes in a row
     created_at      timestamptz not null default now(),
     updated_at      timestamptz not null default now()
 );
@@ -162,8 +167,10 @@ create table cerebro.units (
     started_at  timestamptz not null default clock_timestamp(),
     ended_at    timestamptz,
     outcome     text check (outcome in ('ok', 'failed', 'cancelled', 'lost')),
+    result      jsonb,                          -- loss, metrics, rows, seconds
     error       text
 );
+create index units_open on cerebro.units (unit_id) where ended_at is null;
 create index units_config on cerebro.units (config_id, epoch);
 
 -- Events: every steering action, by a human, an AutoML procedure or the system.
@@ -175,6 +182,17 @@ create table cerebro.events (
     config_id   int references cerebro.configs (config_id) on delete cascade,
     action      text not null,
     detail      jsonb not null default '{}'::jsonb
+);
+
+-- Schedulers: the active one holds an advisory lock; standbys wait for it.
+create table cerebro.schedulers (
+    pid          int primary key,               -- backend pid of its leader connection
+    host         text,
+    os_pid       int,
+    role         text not null check (role in ('leader', 'standby')),
+    workers      int,
+    started_at   timestamptz not null default now(),
+    heartbeat_at timestamptz not null default now()
 );
 
 -- Results of the in-database aggregates.

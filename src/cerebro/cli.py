@@ -24,11 +24,18 @@ def main() -> None:
 
 
 @main.command()
-def up() -> None:
+@click.option("--scheduler/--no-scheduler", default=True,
+              help="also start the scheduler daemon in the background (default: yes)")
+def up(scheduler: bool) -> None:
     """Create (first time) and start the embedded PostgreSQL with the extension installed."""
+    from .daemon import start_background
+
     cluster = Cluster.default()
     try:
         cluster.up()
+        if scheduler:
+            pid = start_background(cluster)
+            click.echo(f"scheduler running (pid {pid}, log {cluster.home / 'log'})")
     except (ClusterError, RuntimeError, psycopg.Error) as e:
         _fail(e)
     click.echo(f"cerebro is up: {cluster.conninfo()}")
@@ -36,12 +43,38 @@ def up() -> None:
 
 @main.command()
 def down() -> None:
-    """Stop the embedded PostgreSQL (data is kept)."""
+    """Stop the scheduler daemon and the embedded PostgreSQL (data is kept)."""
+    from .daemon import stop_background
+
+    cluster = Cluster.default()
     try:
-        Cluster.default().stop()
+        stop_background(cluster)
+        cluster.stop()
     except ClusterError as e:
         _fail(e)
     click.echo("cerebro is down")
+
+
+@main.command("scheduler")
+@click.option("--dsn", "dsn_", default=None,
+              help="database to schedule (default: CEREBRO_DSN, else the embedded default)")
+@click.option("--workers", type=int, default=None,
+              help="worker connections (default: the largest partition count in use)")
+@click.option("--once", is_flag=True, help="exit when no runnable config is left")
+@click.option("--poll", type=float, default=1.0, help="seconds between polls (NOTIFY wakes "
+              "it earlier)")
+@click.option("-v", "--verbose", count=True)
+def scheduler_cmd(dsn_: str | None, workers: int | None, once: bool, poll: float,
+                  verbose: int) -> None:
+    """Run the MOP scheduler in the foreground (one active per database; others stand by)."""
+    import logging
+
+    from .scheduler import serve
+
+    logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    target = dsn_ or os.environ.get("CEREBRO_DSN") or Cluster.default().conninfo()
+    serve(target, workers=workers, once=once, poll=poll)
 
 
 @main.command()

@@ -111,6 +111,25 @@ def dataset_meta(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def training_config(ds: dict[str, Any], params: dict[str, Any], seed: int,
+                    partition: int | None, epoch: int, config_id: int | None) -> dict[str, Any]:
+    """The ``config`` direct argument of the training/evaluation aggregates.
+
+    ``ds`` is a ``cerebro.datasets`` row with ``version`` (its creation time as text): the
+    partition cache key changes when a dataset of the same name is loaded again.
+    """
+    cfg = {"params": params, "seed": seed, "epoch": epoch, "config_id": config_id,
+           "dataset": dataset_meta(ds), "dataset_id": ds["dataset_id"]}
+    if partition is not None:
+        cfg["partition"] = partition
+        cfg["cache_key"] = f"{ds['dataset_id']}:{partition}:{ds['version']}"
+    return cfg
+
+
+DATASET_COLUMNS = ("dataset_id, name, feature_shape, task, classes, num_partitions, "
+                   "extract(epoch from created_at)::text as version")
+
+
 EXAMPLE_DATASET = {"name": None, "feature_shape": [8], "task": "classification",
                    "num_classes": 2, "classes": [0, 1]}
 

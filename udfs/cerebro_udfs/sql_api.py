@@ -61,17 +61,12 @@ def subepoch_config(plpy: Any, model: str, dataset: str, params_json: str | None
     spec = _spec(plpy, model)
     params = json.loads(params_json) if params_json else {}
     _check_params(spec, params)
-    ds = _one(plpy, "select dataset_id, name, feature_shape, task, classes, num_partitions, "
-              "extract(epoch from created_at)::text as version from cerebro.datasets "
-              "where name = $1", ["text"], [dataset], f"dataset {dataset!r}")
+    ds = _one(plpy, f"select {models.DATASET_COLUMNS} from cerebro.datasets where name = $1",
+              ["text"], [dataset], f"dataset {dataset!r}")
     if partition is not None and not 0 <= partition < ds["num_partitions"]:
         raise CerebroError(f"dataset {dataset!r} has partitions 0..{ds['num_partitions'] - 1}, "
                            f"not {partition}")
-    cfg = {"params": params, "seed": seed, "epoch": epoch, "config_id": config_id,
-           "dataset": models.dataset_meta(ds), "dataset_id": ds["dataset_id"]}
-    if partition is not None:
-        cfg["partition"] = partition
-        cfg["cache_key"] = f"{ds['dataset_id']}:{partition}:{ds['version']}"
+    cfg = models.training_config(ds, params, seed, partition, epoch, config_id)
     return json.dumps(cfg)
 
 
@@ -135,3 +130,10 @@ def register_model(plpy: Any, name: str, source: str, entry_point: str,
         "description) values ($1, 'custom', $2, $3, $4, $5) returning model_id",
         ["text", "text", "text", "jsonb", "text"]),
         [name, source, spec["entry_point"], json.dumps(schema), description])[0]["model_id"]
+
+
+@sql_errors
+def launch(plpy: Any, *args: Any) -> int:
+    from .launch import launch as _launch      # imported on use: only launch needs search
+
+    return _launch(plpy, *args)
