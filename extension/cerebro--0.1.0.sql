@@ -96,7 +96,7 @@ create table cerebro.workloads (
     num_configs     int check (num_configs > 0),
     fixed_params    jsonb not null default '{}'::jsonb,
     max_epochs      int not null default 10 check (max_epochs > 0),
-    parent_workload int references cerebro.workloads (workload_id),
+    parent_workload int references cerebro.workloads (workload_id) on delete set null,
     priority        int not null default 0,
     status          text not null default 'active'
                     check (status in ('active', 'paused', 'cancelled', 'completed')),
@@ -117,7 +117,7 @@ create table cerebro.configs (
     max_epochs      int check (max_epochs > 0),
     priority        int not null default 0,
     seed            bigint not null default 0,
-    parent_config   int references cerebro.configs (config_id),
+    parent_config   int references cerebro.configs (config_id) on delete set null,
     source          text not null default 'human'
                     check (source in ('human', 'automl', 'clone')),
     error           text,
@@ -511,6 +511,19 @@ select w.name as workload, c.workload_id, m.config_id, m.epoch, v.metric, v.valu
                   from jsonb_each_text(m.train_metrics)
       union all select 'valid_' || key, value::double precision
                   from jsonb_each_text(m.valid_metrics)) v;
+
+-- Remove a workload with its configs, metrics, checkpoints, units and events.
+create or replace function cerebro.drop_workload(name text) returns boolean
+language plpgsql as $$
+begin
+    delete from cerebro.workloads w where w.name = drop_workload.name;
+    if not found then
+        raise exception 'cerebro: workload % does not exist', quote_literal(name)
+              using errcode = '22023';
+    end if;
+    return true;
+end
+$$;
 
 -- ==== idempotent/090-grants.sql ====
 -- Privileges: cerebro_user loads data, launches and steers; cerebro_admin also registers

@@ -125,3 +125,16 @@ select w.name as workload, c.workload_id, m.config_id, m.epoch, v.metric, v.valu
                   from jsonb_each_text(m.train_metrics)
       union all select 'valid_' || key, value::double precision
                   from jsonb_each_text(m.valid_metrics)) v;
+
+-- Remove a workload with its configs, metrics, checkpoints, units and events.
+create or replace function cerebro.drop_workload(name text) returns boolean
+language plpgsql as $$
+begin
+    delete from cerebro.workloads w where w.name = drop_workload.name;
+    if not found then
+        raise exception 'cerebro: workload % does not exist', quote_literal(name)
+              using errcode = '22023';
+    end if;
+    return true;
+end
+$$;

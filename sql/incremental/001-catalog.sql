@@ -91,7 +91,7 @@ create table cerebro.workloads (
     num_configs     int check (num_configs > 0),
     fixed_params    jsonb not null default '{}'::jsonb,
     max_epochs      int not null default 10 check (max_epochs > 0),
-    parent_workload int references cerebro.workloads (workload_id),
+    parent_workload int references cerebro.workloads (workload_id) on delete set null,
     priority        int not null default 0,
     status          text not null default 'active'
                     check (status in ('active', 'paused', 'cancelled', 'completed')),
@@ -112,7 +112,7 @@ create table cerebro.configs (
     max_epochs      int check (max_epochs > 0),
     priority        int not null default 0,
     seed            bigint not null default 0,
-    parent_config   int references cerebro.configs (config_id),
+    parent_config   int references cerebro.configs (config_id) on delete set null,
     source          text not null default 'human'
                     check (source in ('human', 'automl', 'clone')),
     error           text,

@@ -1,0 +1,243 @@
+"""The MOP scheduler end to end: real server, real Keras, the daemon as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pytest
+from cerebro_udfs import state
+from cerebro_udfs.roster import mlp
+from psycopg import sql
+
+ROOT = Path(__file__).resolve().parent.parent
+SPACE = {"hidden": {"choice": [[8], [16]]}, "learning_rate": {"choice": [0.01, 0.003]}}
+
+
+def make_db(server_dsn: str, name: str) -> str:
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("drop database if exists {} with (force)").format(
+            sql.Identifier(name)))
+        admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    dsn = psycopg.conninfo.make_conninfo(server_dsn, dbname=name)
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("create extension cerebro cascade")
+        c.execute("select setseed(0.3)")
+        c.execute("create table src as select i as id, a, b, "
+                  "case when a * a + b * b < 0.5 then 'in' else 'out' end as lbl "
+                  "from (select i, random() * 2 - 1 as a, random() * 2 - 1 as b "
+                  "from generate_series(1, 1200) i) s order by i")
+        c.execute("select cerebro.load_dataset('tr', 'src', array['a', 'b'], 'lbl', "
+                  "num_partitions => 2, seed => 1)")
+        c.execute("create view va_src as select * from src where id % 4 = 0")
+        c.execute("select cerebro.load_dataset('va', 'va_src', like_dataset => 'tr', "
+                  "num_partitions => 2)")
+    return dsn
+
+
+def launch(dsn: str, name: str, space=SPACE, epochs: int = 2, model: str = "mlp",
+           params: dict | None = None) -> int:
+    with psycopg.connect(dsn, autocommit=True) as c:
+        return c.execute("select cerebro.launch(%s, %s, 'tr', 'va', 'grid', %s, "
+                         "max_epochs => %s, seed => 11, params => %s)",
+                         [name, model, json.dumps(space), epochs,
+                          json.dumps(params or {"batch_size": 32})]).fetchone()[0]
+
+
+def scheduler(dsn: str, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "cerebro.cli", "scheduler", "--dsn", dsn, *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+
+
+def run_to_end(dsn: str, timeout: float = 300) -> str:
+    p = scheduler(dsn, "--once")
+    out, _ = p.communicate(timeout=timeout)
+    assert p.returncode == 0, out
+    return out
+
+
+def wait_for(dsn: str, query: str, predicate, timeout: float = 120.0):
+    """Poll a query until its value satisfies predicate (state-based, not time-based)."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(dsn, autocommit=True) as c:
+        while True:
+            value = c.execute(query).fetchone()[0]
+            if predicate(value):
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting on {query!r}: last value {value!r}")
+            time.sleep(0.05)
+
+
+def final_states(dsn: str) -> dict[int, list[np.ndarray]]:
+    with psycopg.connect(dsn, autocommit=True) as c:
+        rows = c.execute("select k.config_id, k.state from cerebro.checkpoints k join "
+                         "cerebro.configs c using (config_id) where k.epoch = c.epoch "
+                         "order by 1").fetchall()
+    return {cid: [a for _, a in state.decode(blob).model] for cid, blob in rows}
+
+
+def assert_exactly_once(dsn: str, epochs: int) -> None:
+    with psycopg.connect(dsn, autocommit=True) as c:
+        n_configs = c.execute("select count(*) from cerebro.configs").fetchone()[0]
+        dup = c.execute("select config_id, epoch, partition, kind, count(*) from cerebro.units "
+                        "where outcome = 'ok' group by 1, 2, 3, 4 having count(*) <> 1"
+                        ).fetchall()
+        assert dup == []
+        per = c.execute("select config_id, epoch, kind, array_agg(partition order by partition) "
+                        "from cerebro.units where outcome = 'ok' group by 1, 2, 3").fetchall()
+        assert len(per) == n_configs * epochs * 2
+        assert all(parts == [0, 1] for *_, parts in per)
+        metrics = c.execute("select count(*), count(distinct (config_id, epoch)) "
+                            "from cerebro.metrics").fetchone()
+        assert metrics == (n_configs * epochs, n_configs * epochs)
+        assert c.execute("select count(*) from cerebro.configs where status <> 'completed' "
+                         "or epoch <> %s", [epochs]).fetchone()[0] == 0
+
+
+@pytest.fixture(scope="module")
+def undisturbed(server_dsn):
+    dsn = make_db(server_dsn, "cerebro_test_sched_a")
+    launch(dsn, "grid")
+    run_to_end(dsn)
+    return dsn
+
+
+def test_each_config_epoch_visits_each_partition_exactly_once(undisturbed):
+    assert_exactly_once(undisturbed, epochs=2)
+    with psycopg.connect(undisturbed, autocommit=True) as c:
+        board = c.execute("select config_id, rank, epochs, best_objective from "
+                          "cerebro.leaderboard order by rank").fetchall()
+        assert len(board) == 4 and [r[1] for r in board] == [1, 2, 3, 4]
+        assert all(r[3] is not None for r in board)
+        assert sorted(r[3] for r in board) == [r[3] for r in board]
+        # the two workers really trained at the same time
+        overlap = c.execute("""select count(*) from cerebro.units a join cerebro.units b
+            on a.worker <> b.worker and a.started_at < b.ended_at and b.started_at < a.ended_at
+            where a.kind = 'train' and b.kind = 'train'""").fetchone()[0]
+        assert overlap > 0
+
+
+def test_mop_equals_plain_keras_in_the_same_order(undisturbed):
+    """P3: one config's MOP weights equal sequential Keras on the same partitions/order."""
+    import keras
+
+    with psycopg.connect(undisturbed, autocommit=True) as c:
+        cid, params, seed = c.execute("select config_id, params, seed from cerebro.configs "
+                                      "order by config_id limit 1").fetchone()
+        order = c.execute("select partition from cerebro.units where config_id = %s and "
+                          "kind = 'train' and outcome = 'ok' order by epoch, ended_at",
+                          [cid]).fetchall()
+        parts = {}
+        for p in (0, 1):
+            rows = c.execute("select b.num_rows, b.x, b.y from cerebro.buffers b join "
+                             "cerebro.datasets d using (dataset_id) where d.name = 'tr' and "
+                             "b.__dist_key__ = %s order by b.buffer_id", [p]).fetchall()
+            parts[p] = (np.concatenate([np.frombuffer(r[1], "<f4").reshape(r[0], 2)
+                                        for r in rows]),
+                        np.concatenate([np.frombuffer(r[2], "<i4") for r in rows]))
+    keras.utils.set_random_seed(seed)
+    model = mlp.build({**params, "dataset": {"feature_shape": [2], "task": "classification",
+                                             "num_classes": 2, "classes": ["in", "out"]}})
+    model.optimizer.build(model.trainable_variables)
+    for (p,) in order:
+        model.fit(*parts[p], batch_size=params["batch_size"], epochs=1, shuffle=False,
+                  verbose=0)
+    mop = final_states(undisturbed)[cid]
+    diff = max(float(np.max(np.abs(a - v.numpy()))) for a, v in zip(mop, model.variables))
+    assert diff <= 1e-5, f"max abs weight difference {diff}"
+
+
+def test_scheduler_killed_repeatedly_finishes_with_the_same_weights(server_dsn, undisturbed):
+    dsn = make_db(server_dsn, "cerebro_test_sched_b")
+    launch(dsn, "grid")
+    rng = random.Random(7)
+    kills = 0
+    for target in sorted(rng.sample(range(1, 22), 5)):     # kill after `target` units
+        p = scheduler(dsn)
+        wait_for(dsn, "select count(*) from cerebro.units where outcome = 'ok'",
+                 lambda n, t=target: n >= t)
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+        kills += 1
+    assert kills == 5
+    run_to_end(dsn)
+    assert_exactly_once(dsn, epochs=2)
+    a, b = final_states(undisturbed), final_states(dsn)
+    assert a.keys() == b.keys()
+    for cid in a:
+        for x, y in zip(a[cid], b[cid]):
+            np.testing.assert_array_equal(x, y)
+    with psycopg.connect(dsn, autocommit=True) as c:
+        lost = c.execute("select count(*) from cerebro.units where outcome = 'lost'"
+                         ).fetchone()[0]
+    assert lost >= 1      # the kills really interrupted work in flight
+
+
+FAILING = '''
+import keras
+
+class Boom(keras.layers.Layer):
+    def call(self, x, training=False):
+        if training:
+            raise RuntimeError("exploded on purpose")
+        return x
+
+def build(config):
+    ds = config["dataset"]
+    layers = [keras.Input(tuple(ds["feature_shape"])), keras.layers.Dense(4)]
+    if config.get("explode"):
+        layers.append(Boom())
+    layers.append(keras.layers.Dense(ds["num_classes"], activation="softmax"))
+    m = keras.Sequential(layers)
+    m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return m
+'''
+
+
+def test_failing_config_and_two_workloads_at_once(server_dsn):
+    dsn = make_db(server_dsn, "cerebro_test_sched_c")
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("select cerebro.register_model('boom', %s)", [FAILING])
+    w1 = launch(dsn, "fails", space={"explode": {"choice": [False, True]}}, model="boom",
+                params={})
+    w2 = launch(dsn, "other", space={"hidden": {"choice": [[4], [6]]}}, epochs=1)
+    run_to_end(dsn)
+    with psycopg.connect(dsn, autocommit=True) as c:
+        rows = c.execute("select workload_id, params, status, error from cerebro.configs "
+                         "order by config_id").fetchall()
+        events = c.execute("select action, actor from cerebro.events where action = 'failed'"
+                           ).fetchall()
+        units = c.execute("select count(distinct c.workload_id) from cerebro.units u "
+                          "join cerebro.configs c using (config_id)").fetchone()[0]
+    failed = [r for r in rows if r[2] == "failed"]
+    assert len(failed) == 1 and failed[0][1]["explode"] is True
+    assert "exploded on purpose" in failed[0][3]
+    assert [r[2] for r in rows if r is not failed[0]] == ["completed"] * 3
+    assert {r[0] for r in rows} == {w1, w2} and units == 2
+    assert events == [("failed", "system")]
+
+
+def test_second_scheduler_stands_by_and_takes_over(server_dsn):
+    dsn = make_db(server_dsn, "cerebro_test_sched_d")
+    launch(dsn, "grid", epochs=1)
+    first = scheduler(dsn)
+    wait_for(dsn, "select count(*) from cerebro.schedulers where role = 'leader'",
+             lambda n: n == 1)
+    second = scheduler(dsn, "--once")
+    wait_for(dsn, "select count(*) from cerebro.schedulers where role = 'standby'",
+             lambda n: n == 1)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    out, _ = second.communicate(timeout=300)
+    assert second.returncode == 0, out
+    assert_exactly_once(dsn, epochs=1)
