@@ -66,14 +66,14 @@ def _progress(conn: psycopg.Connection) -> Group:
 
 def _board(conn: psycopg.Connection, title: str) -> Table:
     t = Table(title=title)
-    for col in ("rank", "config", "status", "epochs", "best valid_loss", "last valid_loss",
-                "params"):
-        t.add_column(col)
+    for col in ("rank", "config", "status", "epochs", "best valid_loss", "last valid_loss"):
+        t.add_column(col, no_wrap=True)
+    t.add_column("params", overflow="fold")
     for r in conn.execute("select rank, config_id, status, epochs, max_epochs, best_objective, "
                           "last_objective, params from cerebro.leaderboard where workload = %s "
                           "order by rank, config_id", [WORKLOAD]):
-        t.add_row(str(r[0]), str(r[1]), r[2], f"{r[3]}/{r[4]}", _fmt(r[5]), _fmt(r[6]),
-                  json.dumps(r[7], separators=(",", ":")))
+        shown = " ".join(f"{k}={json.dumps(r[7][k], separators=(',', ':'))}" for k in SPACE)
+        t.add_row(str(r[0]), str(r[1]), r[2], f"{r[3]}/{r[4]}", _fmt(r[5]), _fmt(r[6]), shown)
     return t
 
 
@@ -112,7 +112,7 @@ def main() -> None:
             console.print("no scheduler daemon is running: starting one in this process")
             own = Scheduler(dsn, once=True)
             threading.Thread(target=own.run, daemon=True).start()
-        with Live(_progress(conn), console=console, refresh_per_second=2) as live:
+        with Live(_progress(conn), console=console, refresh_per_second=2, transient=True) as live:
             while True:
                 live.update(_progress(conn))
                 left = conn.execute("select active from cerebro.progress where workload = %s",
