@@ -113,11 +113,23 @@ select w.name as workload, w.workload_id, w.status, w.search, w.objective,
  group by w.workload_id, r.units_per_minute, uc.units_per_epoch;
 
 -- One row per config, epoch and metric (train_loss, valid_loss, train_<m>, valid_<m>).
+-- A clone inherits its ancestors' history up to the epoch it was cloned at (from_config
+-- says whose row it is).
 create or replace view cerebro.learning_curves as
-select w.name as workload, c.workload_id, m.config_id, m.epoch, v.metric, v.value, m.created_at
-  from cerebro.metrics m
-  join cerebro.configs c using (config_id)
-  join cerebro.workloads w using (workload_id)
+with recursive src(config_id, from_config, upto) as (
+    select c.config_id, c.config_id, null::int from cerebro.configs c
+    union all
+    select s.config_id, p.parent_config,
+           case when s.upto is null then p.clone_epoch else least(s.upto, p.clone_epoch) end
+      from src s join cerebro.configs p on p.config_id = s.from_config
+     where p.parent_config is not null and p.clone_epoch is not null
+)
+select w.name as workload, c.workload_id, s.config_id, m.epoch, v.metric, v.value,
+       s.from_config, m.created_at
+  from src s
+  join cerebro.metrics m on m.config_id = s.from_config and (s.upto is null or m.epoch <= s.upto)
+  join cerebro.configs c on c.config_id = s.config_id
+  join cerebro.workloads w on w.workload_id = c.workload_id
   cross join lateral (
       select 'train_loss'::text as metric, m.train_loss as value
       union all select 'valid_loss', m.valid_loss where m.valid_loss is not null

@@ -117,6 +117,7 @@ create table cerebro.configs (
                     check (source in ('human', 'automl', 'clone')),
     error           text,
     lost_units      int not null default 0,     -- sub-epochs lost to crashes in a row
+    clone_epoch     int,                        -- parent's epoch this clone started from
     created_at      timestamptz not null default now(),
     updated_at      timestamptz not null default now()
 );
@@ -164,6 +165,7 @@ create table cerebro.units (
     partition   int not null,
     kind        text not null check (kind in ('train', 'valid')),
     worker      int,
+    backend_pid int,                             -- the backend running it (stop immediate)
     started_at  timestamptz not null default clock_timestamp(),
     ended_at    timestamptz,
     outcome     text check (outcome in ('ok', 'failed', 'cancelled', 'lost')),

@@ -58,8 +58,8 @@ select c.config_id, c.workload_id, c.params, c.epoch, c.partitions_done, c.seed,
 # Start a unit only if the config is still active and where we think it is. FOR SHARE makes a
 # concurrent stop either wait for this (the unit started first) or win (no unit starts).
 _START = """
-insert into cerebro.units (config_id, epoch, partition, kind, worker)
-select c.config_id, %(epoch)s, %(partition)s, %(kind)s, %(worker)s
+insert into cerebro.units (config_id, epoch, partition, kind, worker, backend_pid)
+select c.config_id, %(epoch)s, %(partition)s, %(kind)s, %(worker)s, pg_backend_pid()
   from cerebro.configs c join cerebro.workloads w using (workload_id)
  where c.config_id = %(config_id)s and c.status = 'active' and w.status = 'active'
    and c.epoch = %(epoch)s - 1 and c.partitions_done = %(done)s::int[]
@@ -128,7 +128,9 @@ class Scheduler:
 
     # -- connections -------------------------------------------------------------------------
     def _connect(self, name: str) -> psycopg.Connection:
-        return psycopg.connect(self.dsn, autocommit=True, application_name=name)
+        # Steering triggers record who acted: everything this daemon does is 'system'.
+        return psycopg.connect(self.dsn, autocommit=True, application_name=name,
+                               options="-c cerebro.actor=system")
 
     def _worker(self, j: int) -> psycopg.Connection:
         conn = self.worker_conns.get(j)
@@ -239,6 +241,11 @@ class Scheduler:
         except StateLost:
             self._restart_epoch(unit, unit_id)
             return "lost"
+        except psycopg.errors.QueryCanceled as e:
+            # cerebro.stop(..., immediate => true) or statement_timeout: the state of the
+            # last finished sub-epoch stays; a config still active will simply run it again
+            self._unit_cancelled(unit, unit_id, _message(e))
+            return "cancelled"
         except psycopg.OperationalError as e:
             if not conn.broken:
                 raise
@@ -321,10 +328,6 @@ class Scheduler:
             "valid_loss, valid_metrics, rows, seconds) values (%s, %s, %s, %s, %s, %s, %s, %s)",
             [v.config_id, e, train["loss"], json.dumps(train["metrics"]), valid["loss"],
              json.dumps(valid["metrics"]), train["rows"], train["seconds"] + valid["seconds"]])
-        if row[0] == "completed":
-            conn.execute("insert into cerebro.events (actor, workload_id, config_id, action, "
-                         "detail) values ('system', %s, %s, 'completed', %s)",
-                         [v.workload_id, v.config_id, json.dumps({"epochs": e})])
         self.on_epoch({"config_id": v.config_id, "epoch": e, "train_loss": train["loss"],
                        "valid_loss": valid["loss"], "valid_metrics": valid["metrics"],
                        "status": row[0]})
@@ -372,6 +375,18 @@ class Scheduler:
                                      f"(last: {error})")
         log.warning("config %d: unit lost on worker %d: %s", v.config_id, unit.worker, error)
 
+    def _unit_cancelled(self, unit: Unit, unit_id: int, error: str) -> None:
+        conn = self._side_conn(unit)
+        with conn.transaction():
+            conn.execute("update cerebro.units set outcome = 'cancelled', ended_at = "
+                         "clock_timestamp(), error = %s where unit_id = %s", [error, unit_id])
+            n = conn.execute("update cerebro.configs set lost_units = lost_units + 1 where "
+                             "config_id = %s and status = 'active' returning lost_units",
+                             [unit.view.config_id]).fetchone()
+            if n and n[0] >= MAX_LOST_UNITS:
+                self._fail_config(conn, unit.view, f"cancelled {n[0]} times in a row ({error})")
+        log.info("config %d: unit on worker %d cancelled", unit.view.config_id, unit.worker)
+
     def _unit_failed(self, unit: Unit, unit_id: int, error: str) -> None:
         conn = self._side_conn(unit)
         with conn.transaction():
@@ -382,12 +397,10 @@ class Scheduler:
 
     @staticmethod
     def _fail_config(conn: psycopg.Connection, v: ConfigView, error: str) -> None:
+        # the steering trigger records the 'failed' event (actor: system)
         conn.execute("update cerebro.configs set status = 'failed', error = %s, "
                      "updated_at = now() where config_id = %s and status = 'active'",
                      [error, v.config_id])
-        conn.execute("insert into cerebro.events (actor, workload_id, config_id, action, "
-                          "detail) values ('system', %s, %s, 'failed', %s)",
-                          [v.workload_id, v.config_id, json.dumps({"error": error})])
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self) -> None:

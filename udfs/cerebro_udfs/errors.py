@@ -11,10 +11,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 class CerebroError(Exception):
     """A user-facing error: ``message`` names the problem, ``hint`` says what is accepted."""
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, hint: str | None = None, sqlstate: str = "22023") -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.sqlstate = sqlstate
 
 
 PREFIX = "cerebro: "
@@ -48,15 +49,16 @@ def sql_errors(fn: F) -> F:
         try:
             return fn(plpy, *args, **kwargs)
         except CerebroError as e:
-            message, hint = e.message, e.hint
+            message, hint, sqlstate = e.message, e.hint, e.sqlstate
         except plpy.SPIError as e:
             message = str(e.args[0]) if e.args else str(e)
             if not message.startswith(PREFIX):
                 raise
             message, hint = message[len(PREFIX):], getattr(e, "hint", None)
+            sqlstate = getattr(e, "sqlstate", None) or "22023"
         err = _sql_error_class(plpy)(message)
         err.hint = hint
-        err.sqlstate = "22023"
+        err.sqlstate = sqlstate
         raise err
 
     return wrapper  # type: ignore[return-value]

@@ -108,8 +108,7 @@ def launch(plpy: Any, name: str, model: str, train: str, valid: str | None, sear
          "num_configs": len(points), "max_epochs": max_epochs, "objective": objective})])
     for i, p in enumerate(points):
         params = {**base, **fixed, **p}
-        cid = plpy.execute(insert, [wid, json.dumps(params), seed * 1000 + i])[0]["config_id"]
-        plpy.execute(event, [f"automl:{search_name}", wid, cid, "add",
-                             json.dumps({"params": params})])
+        # the steering trigger records the 'add' event (actor automl:<search>)
+        plpy.execute(insert, [wid, json.dumps(params), seed * 1000 + i])
     plpy.execute("select pg_notify('cerebro', 'launch')")
     return wid

@@ -129,6 +129,8 @@ def restore(model: Any, state: ModelState) -> None:
 
 
 def _assign(variables: list[Any], saved: list[tuple[str, np.ndarray]], section: str) -> None:
+    """Assign saved arrays by position. The optimizer's learning rate is not restored: it comes
+    from the config's parameters, so a clone with a new learning_rate really uses it."""
     if len(variables) != len(saved):
         raise StateError(
             f"state does not fit the model: {len(saved)} {section} variables saved, "
@@ -140,5 +142,7 @@ def _assign(variables: list[Any], saved: list[tuple[str, np.ndarray]], section: 
                 f"state does not fit the model: {section} variable {name} has shape "
                 f"{tuple(arr.shape)}, model variable {v.path} has {tuple(v.shape)}"
             )
-    for v, (_, arr) in zip(variables, saved):
+    for v, (name, arr) in zip(variables, saved):
+        if section == "optimizer" and name.endswith("/learning_rate"):
+            continue
         v.assign(arr)

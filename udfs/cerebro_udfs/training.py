@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from . import cache, models, state
+from . import cache, interrupts, models, state
 from .errors import CerebroError
 from .guard import segment_safe
 
@@ -133,7 +133,10 @@ def train_final(plpy: Any, GD: dict, token: int | None, blob: bytes | None,
         batch_size = int(cfg.get("params", {}).get("batch_size", 64))
         t0 = time.perf_counter()
         try:
-            hist = model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+            hist = model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0,
+                             callbacks=[interrupts.callback()])
+        except interrupts.Interrupted as e:
+            raise CerebroError(f"sub-epoch interrupted: {e}", sqlstate="57014") from None
         except Exception as e:  # noqa: BLE001 - user models may raise anything
             raise CerebroError(f"training failed: {type(e).__name__}: {e}") from None
         seconds = time.perf_counter() - t0
@@ -164,8 +167,11 @@ def eval_final(plpy: Any, GD: dict, token: int | None, blob: bytes | None,
         model = _model_for(GD, spec, cfg, blob)
         batch_size = int(cfg.get("params", {}).get("batch_size", 64))
         t0 = time.perf_counter()
-        logs = model.evaluate(x, y, batch_size=max(batch_size, 256), verbose=0,
-                              return_dict=True)
+        try:
+            logs = model.evaluate(x, y, batch_size=max(batch_size, 256), verbose=0,
+                                  return_dict=True, callbacks=[interrupts.callback()])
+        except interrupts.Interrupted as e:
+            raise CerebroError(f"evaluation interrupted: {e}", sqlstate="57014") from None
         seconds = time.perf_counter() - t0
         logs = _scalar_logs(logs)
         loss = logs.pop("loss", None)
