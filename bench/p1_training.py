@@ -9,7 +9,8 @@ arrays packed in ``cerebro.buffers``, with the model built by the same code and 
 Both sides are warmed up first (imports, model build, tracing); then the runs alternate
 in-DB / plain and the medians are compared. Timings are reported, never asserted.
 
-    .venv/bin/python bench/p1_training.py [--rows 200000] [--reps 5] [--partitions 1]
+    .venv/bin/python bench/p1_training.py [--rows N] [--reps 7] [--partitions 1]
+                                           [--plain-python EXE]
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -37,7 +39,7 @@ PARAMS = {"hidden": [208, 208], "activation": "relu", "dropout": 0.0, "optimizer
 SEED = 7           # load_dataset shuffle seed and model init seed
 DATA_SEED = 0.42   # setseed() for the generated source table
 TARGET = 0.95
-REPS = 5
+REPS = 7
 
 
 def cleanup(conn: psycopg.Connection) -> None:
@@ -71,9 +73,16 @@ def read_partition(conn: psycopg.Connection, dataset_id: int, partition: int,
 class PlainKeras:
     """The plain-Keras process: started once, warmed up, then asked for one fit at a time."""
 
-    def __init__(self, arrays: Path, config: Path, env: dict[str, str]) -> None:
+    def __init__(self, arrays: Path, config: Path, env: dict[str, str],
+                 python: str | None = None) -> None:
+        if python and python != sys.executable:
+            # Another interpreter (e.g. one linked to libpython like PL/Python is): give it
+            # this environment's packages, as the server gets them.
+            env = dict(env)
+            env["PYTHONPATH"] = os.pathsep.join(
+                [sysconfig.get_paths()["purelib"], env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve().parent / "_plain_keras.py"),
+            [python or sys.executable, str(Path(__file__).resolve().parent / "_plain_keras.py"),
              str(arrays), str(config)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         self.info = self._read()
@@ -131,17 +140,18 @@ def in_db_call(conn: psycopg.Connection, state: bytes | None, partition: int
 
 
 def run(dsn: str, rows: int = 200_000, reps: int = REPS, partitions: int = 1,
-        quiet: bool = False) -> dict:
+        quiet: bool = False, plain_python: str | None = None) -> dict:
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, flush=True))
     with psycopg.connect(dsn, autocommit=True) as conn:
         cleanup(conn)
         try:
-            return _run(conn, say, rows, reps, partitions)
+            return _run(conn, say, rows, reps, partitions, plain_python)
         finally:
             cleanup(conn)
 
 
-def _run(conn: psycopg.Connection, say, rows: int, reps: int, partitions: int) -> dict:
+def _run(conn: psycopg.Connection, say, rows: int, reps: int, partitions: int,
+         plain_python: str | None) -> dict:
     t0 = time.perf_counter()
     make_source(conn, rows)
     features = [f"f{i}" for i in range(1, NUM_FEATURES + 1)]
@@ -170,12 +180,13 @@ def _run(conn: psycopg.Connection, say, rows: int, reps: int, partitions: int) -
         arrays, config = Path(tmp) / "arrays.npz", Path(tmp) / "config.json"
         np.savez(arrays, x=x, y=y)
         config.write_text(json.dumps(cfg))
-        plain = PlainKeras(arrays, config, env)
+        plain = PlainKeras(arrays, config, env, plain_python)
         try:
             info = plain.info
             say(f"P1 model: mlp hidden={PARAMS['hidden']} -> {info['params']} parameters, "
                 f"batch_size={PARAMS['batch_size']}, adam; plain TF intra_op="
-                f"{info['intra_op']} inter_op={info['inter_op']} (0 = TF default)")
+                f"{info['intra_op']} inter_op={info['inter_op']} (0 = TF default); plain "
+                f"interpreter {plain_python or sys.executable}")
             say(f"P1 warm-up: plain start {info['startup_seconds']:.1f} s "
                 f"(first fit {info['warmup_seconds']:.2f} s)")
             # In-DB warm-up: a fresh init (imports TF, builds, traces), then one hop with a
@@ -230,8 +241,11 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=REPS)
     ap.add_argument("--partitions", type=int, default=1,
                     help="num_partitions of the dataset; partition 0 is trained")
+    ap.add_argument("--plain-python", metavar="EXE",
+                    help="interpreter of the plain side (default: this one); e.g. one linked "
+                         "to libpython3.X.so like PL/Python, see bench/README.md")
     args = ap.parse_args()
-    run(_common.dsn(), args.rows, args.reps, args.partitions)
+    run(_common.dsn(), args.rows, args.reps, args.partitions, plain_python=args.plain_python)
 
 
 if __name__ == "__main__":

@@ -579,6 +579,11 @@ begin
                   'continue from trained weights)' using errcode = '22023';
         end if;
         new.params := cerebro._prepare_params(new.workload_id, new.params);
+        -- a clone of a config that already used up its epochs waits, completed, until
+        -- someone raises its max_epochs (train longer)
+        if new.source = 'clone' and new.epoch >= coalesce(new.max_epochs, wl.max_epochs) then
+            new.status := 'completed';
+        end if;
         if new.seed = 0 then
             new.seed := wl.seed * 1000 + (select count(*) from cerebro.configs c
                                            where c.workload_id = new.workload_id);

@@ -92,6 +92,8 @@ def test_malformed_spaces(space, says):
     ({"optimizer": {"uniform": [0, 1]}}, None, "use choice"),
     ({"dropout": {"choice": [0.1]}}, {"dropout": 0.2}, "given twice"),
     ({}, {"learning_rate": 50}, "above its maximum"),
+    ({"hidden": [[8]]}, None, "list of positive integers"),
+    ({"hidden": {"choice": [[8], [0]]}}, None, "list of positive integers"),
 ])
 def test_schema_checks(space, fixed, says):
     with pytest.raises(CerebroError) as e:

@@ -17,7 +17,7 @@ from . import search
 from .errors import CerebroError
 
 SEARCHES = ("grid", "random")
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,62}$")
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./:-]{0,62}$")
 
 
 def _row(plpy: Any, query: str, types: list[str], args: list[Any]) -> dict | None:
@@ -39,7 +39,7 @@ def launch(plpy: Any, name: str, model: str, train: str, valid: str | None, sear
            seed: int, params_json: str | None, priority: int) -> int:
     if not isinstance(name, str) or not _NAME.match(name):
         raise CerebroError(f"workload name {name!r} is not valid",
-                           hint="letters, digits and _ . : - (at most 63)")
+                           hint="letters, digits and _ . / : - (at most 63)")
     if _row(plpy, "select 1 from cerebro.workloads where name = $1", ["text"], [name]):
         raise CerebroError(f"workload {name!r} already exists")
     m = _row(plpy, "select model_id, name, param_schema from cerebro.models where name = $1",

@@ -50,6 +50,11 @@ def _check_name(name: str, schema: dict[str, Any]) -> None:
 
 def _check_value(name: str, value: Any, spec: dict[str, Any]) -> None:
     kind = spec.get("type")
+    if kind == "int_list" and not (
+            isinstance(value, list) and value
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
+        raise CerebroError(f"parameter {name!r} must be a non-empty list of positive integers "
+                           f"(layer sizes), got {value!r}")
     if kind == "choice" and "values" in spec and value not in spec["values"]:
         raise CerebroError(f"parameter {name!r}: {value!r} is not one of {spec['values']}")
     if kind in ("int", "float"):
