@@ -217,14 +217,17 @@ $$;
 
 -- Clone a config with its trained weights and optimizer state (latest checkpoint), applying
 -- `overrides` (a new learning_rate is applied to the restored optimizer; a new batch_size
--- takes effect at once). Overrides that change the architecture need fresh => true.
+-- takes effect at once). Overrides that change the architecture need fresh => true. The
+-- clone keeps the parent's epoch count; give max_epochs to let it train further than the
+-- workload's limit (a clone with no epochs left waits as completed).
 create or replace function cerebro.clone(config_id int, overrides jsonb default '{}'::jsonb,
                                          fresh boolean default false,
-                                         workload_id int default null)
+                                         workload_id int default null,
+                                         max_epochs int default null)
 returns int language plpython3u as $$
 from cerebro_udfs.errors import sql_errors
 from cerebro_udfs.steering import clone
-return sql_errors(clone)(plpy, config_id, overrides, fresh, workload_id)
+return sql_errors(clone)(plpy, config_id, overrides, fresh, workload_id, max_epochs)
 $$;
 
 -- A child workload searching `space`, every other parameter pinned to the parent's best

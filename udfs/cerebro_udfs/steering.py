@@ -53,7 +53,7 @@ def _config(plpy: Any, config_id: int) -> dict[str, Any]:
 
 
 def clone(plpy: Any, config_id: int, overrides_json: str | None, fresh: bool,
-          workload_id: int | None) -> int:
+          workload_id: int | None, max_epochs: int | None = None) -> int:
     """A new config from ``config_id``'s latest checkpoint, with ``overrides`` applied."""
     parent = _config(plpy, config_id)
     target = workload_id or parent["workload_id"]
@@ -64,6 +64,8 @@ def clone(plpy: Any, config_id: int, overrides_json: str | None, fresh: bool,
     if overrides:
         search.parse_space({}, w["param_schema"], overrides)
     params = {**parent["params"], **overrides}
+    if max_epochs is not None and max_epochs < 1:
+        raise CerebroError(f"max_epochs must be at least 1, got {max_epochs}")
     ck = plpy.execute(plpy.prepare(
         "select epoch, state from cerebro.checkpoints where config_id = $1 "
         "order by epoch desc limit 1", ["int"]), [config_id])
@@ -78,10 +80,11 @@ def clone(plpy: Any, config_id: int, overrides_json: str | None, fresh: bool,
                 hint="pass fresh => true to start the clone from a new initialisation")
     cid = plpy.execute(plpy.prepare(
         "insert into cerebro.configs (workload_id, params, seed, parent_config, source, "
-        "epoch, clone_epoch, priority) values ($1, $2, $3, $4, 'clone', $5, $6, $7) "
-        "returning config_id", ["int", "jsonb", "bigint", "int", "int", "int", "int"]),
+        "epoch, clone_epoch, priority, max_epochs) values ($1, $2, $3, $4, 'clone', $5, $6, "
+        "$7, $8) returning config_id",
+        ["int", "jsonb", "bigint", "int", "int", "int", "int", "int"]),
         [target, json.dumps(params), parent["seed"], config_id, epoch,
-         epoch if epoch else None, parent["priority"]])[0]["config_id"]
+         epoch if epoch else None, parent["priority"], max_epochs])[0]["config_id"]
     if epoch:
         plpy.execute(plpy.prepare(
             "insert into cerebro.checkpoints (config_id, epoch, state) "
