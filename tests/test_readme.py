@@ -1,8 +1,9 @@
-"""The README's psql walkthrough runs as written (then the scheduler trains what it launched)."""
+"""The README's psql walkthrough runs as written, with the scheduler training in between."""
 
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -11,10 +12,32 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def walkthrough_sql() -> str:
+def sections() -> dict[str, str]:
+    """SQL of each walkthrough section, by its heading."""
     text = (ROOT / "README.md").read_text()
-    section = text[text.index("## Walkthrough in psql"):text.index("## Reference")]
-    return "\n".join(re.findall(r"```sql\n(.*?)```", section, re.S))
+    body = text[text.index("## Walkthrough in psql"):text.index("## Reference")]
+    parts = re.split(r"^### ", body, flags=re.M)[1:]
+    return {p.splitlines()[0]: "\n".join(re.findall(r"```sql\n(.*?)```", p, re.S))
+            for p in parts}
+
+
+def psql(dsn: str, script: str, tmp_path: Path) -> None:
+    f = tmp_path / "step.sql"
+    f.write_text(script)
+    proc = subprocess.run(["psql", dsn, "-v", "ON_ERROR_STOP=1", "-X", "-q", "-f", str(f)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def wait_for(dsn: str, query: str, predicate, timeout: float = 600.0):
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(dsn, autocommit=True) as c:
+        while True:
+            v = c.execute(query).fetchone()[0]
+            if predicate(v):
+                return v
+            assert time.monotonic() < deadline, f"timed out: {query}"
+            time.sleep(0.1)
 
 
 def test_readme_walkthrough(server_dsn, tmp_path):
@@ -27,18 +50,32 @@ def test_readme_walkthrough(server_dsn, tmp_path):
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute("create extension cerebro cascade")
         c.execute("select setseed(0.5)")
-    script = tmp_path / "walkthrough.sql"
-    script.write_text(walkthrough_sql())
-    proc = subprocess.run(["psql", dsn, "-v", "ON_ERROR_STOP=1", "-X", "-q", "-f", str(script)],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    sched = subprocess.run([sys.executable, "-m", "cerebro.cli", "scheduler", "--dsn", dsn,
-                            "--once"], capture_output=True, text=True, cwd=ROOT, timeout=900)
-    assert sched.returncode == 0, sched.stdout + sched.stderr
+    steps = sections()
+    names = list(steps)
+    assert [n.split(".")[0] for n in names] == ["1", "2", "3", "4", "5"]
+    psql(dsn, steps[names[0]] + steps[names[1]], tmp_path)       # load, launch
+    daemon = subprocess.Popen([sys.executable, "-m", "cerebro.cli", "scheduler", "--dsn", dsn],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    try:
+        # steer while it runs: once every config has a measured epoch
+        wait_for(dsn, "select count(distinct config_id) from cerebro.metrics",
+                 lambda n: n >= 8)
+        psql(dsn, steps[names[2]], tmp_path)                      # steer
+        psql(dsn, steps[names[3]] + steps[names[4]], tmp_path)   # by hand, own model
+        wait_for(dsn, "select count(*) from cerebro.configs c join cerebro.workloads w "
+                      "using (workload_id) where c.status = 'active' and w.status = 'active'",
+                 lambda n: n == 0)
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=120)
     with psycopg.connect(dsn, autocommit=True) as c:
-        rows = c.execute("select workload, configs, completed, failed from cerebro.progress "
-                         "order by workload").fetchall()
-        assert rows == [("pts-v1", 8, 8, 0), ("tiny-v1", 4, 4, 0)]
+        rows = c.execute("select workload, configs, active, stopped + completed, failed "
+                         "from cerebro.progress order by workload").fetchall()
+        assert rows == [("pts-v1", 10, 0, 10, 0), ("pts-v1/drill-1", 3, 0, 3, 0),
+                        ("tiny-v1", 4, 0, 4, 0)]
         best = c.execute("select best_objective from cerebro.leaderboard where "
                          "workload = 'pts-v1' and rank = 1").fetchone()[0]
         assert best < 0.3
+        actions = {r[0] for r in c.execute("select distinct action from cerebro.events")}
+        assert {"launch", "add", "clone", "max_epochs", "priority", "pause",
+                "drill_down", "completed"} <= actions
