@@ -36,14 +36,7 @@ def server_dsn() -> str:
 
 @pytest.fixture(scope="session")
 def dsn(server_dsn: str) -> Iterator[str]:
-    with psycopg.connect(server_dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("drop database if exists {} with (force)").format(
-            sql.Identifier(TEST_DB)))
-        admin.execute(sql.SQL("create database {}").format(sql.Identifier(TEST_DB)))
-    test_dsn = psycopg.conninfo.make_conninfo(server_dsn, dbname=TEST_DB)
-    with psycopg.connect(test_dsn, autocommit=True) as conn:
-        conn.execute("create extension cerebro cascade")
-    yield test_dsn
+    yield fresh_database(server_dsn, TEST_DB)
 
 
 @pytest.fixture()
@@ -51,6 +44,18 @@ def conn(dsn: str) -> Iterator[psycopg.Connection]:
     """An autocommit connection (a backend that may already hold cached models)."""
     with psycopg.connect(dsn, autocommit=True) as c:
         yield c
+
+
+def fresh_database(server_dsn: str, name: str) -> str:
+    """(Re)create database ``name`` with the extension; returns its DSN."""
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("drop database if exists {} with (force)").format(
+            sql.Identifier(name)))
+        admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    dsn = psycopg.conninfo.make_conninfo(server_dsn, dbname=name)
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("create extension cerebro cascade")
+    return dsn
 
 
 def fresh_conn(dsn: str) -> psycopg.Connection:

@@ -34,13 +34,19 @@ def test_catalog_has_constraints(conn):
                        "n.oid = c.connamespace where n.nspname = 'cerebro' and c.contype = 'f'"
                        ).fetchone()[0]
     assert fks >= 12
-    # a check constraint really refuses a bad status
-    try:
-        conn.execute("insert into cerebro.configs (workload_id, params, status) values "
-                     "(1, '{}', 'bogus')")
-        raise AssertionError("bad status accepted")
-    except psycopg.errors.IntegrityError:
-        pass
+    # constraints really refuse bad rows
+    for stmt in ("insert into cerebro.metrics (config_id, epoch) values (-1, 1)",      # fk
+                 "insert into cerebro.units (config_id, epoch, partition, kind) "
+                 "values (-1, 1, 0, 'bogus')",                                         # check
+                 "insert into cerebro.datasets (name, source, features, label, task, "
+                 "feature_shape, normalization, statistics, num_rows, num_partitions, "
+                 "buffer_rows, rows_per_partition, seed) values ('x', 's', '[]', 'l', "
+                 "'regression', '{1}', '{}', '{}', 0, 1, 1, '{0}', 0)"):              # rows > 0
+        try:
+            conn.execute(stmt)
+            raise AssertionError(f"accepted: {stmt}")
+        except psycopg.errors.IntegrityError:
+            pass
 
 
 def test_drop_extension_removes_everything(server_dsn):

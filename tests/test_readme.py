@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
+
+from conftest import fresh_database
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,14 +42,8 @@ def wait_for(dsn: str, query: str, predicate, timeout: float = 600.0):
 
 
 def test_readme_walkthrough(server_dsn, tmp_path):
-    db = "cerebro_test_readme"
-    with psycopg.connect(server_dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("drop database if exists {} with (force)").format(
-            sql.Identifier(db)))
-        admin.execute(sql.SQL("create database {}").format(sql.Identifier(db)))
-    dsn = psycopg.conninfo.make_conninfo(server_dsn, dbname=db)
+    dsn = fresh_database(server_dsn, "cerebro_test_readme")
     with psycopg.connect(dsn, autocommit=True) as c:
-        c.execute("create extension cerebro cascade")
         c.execute("select setseed(0.5)")
     steps = sections()
     names = list(steps)

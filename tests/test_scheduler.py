@@ -16,20 +16,17 @@ import psycopg
 import pytest
 from cerebro_udfs import state
 from cerebro_udfs.roster import mlp
-from psycopg import sql
+
+from conftest import fresh_database
 
 ROOT = Path(__file__).resolve().parent.parent
 SPACE = {"hidden": {"choice": [[8], [16]]}, "learning_rate": {"choice": [0.01, 0.003]}}
 
 
 def make_db(server_dsn: str, name: str) -> str:
-    with psycopg.connect(server_dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("drop database if exists {} with (force)").format(
-            sql.Identifier(name)))
-        admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    dsn = psycopg.conninfo.make_conninfo(server_dsn, dbname=name)
+    """A fresh database with a learnable 1,200-row dataset 'tr' and validation set 'va'."""
+    dsn = fresh_database(server_dsn, name)
     with psycopg.connect(dsn, autocommit=True) as c:
-        c.execute("create extension cerebro cascade")
         c.execute("select setseed(0.3)")
         c.execute("create table src as select i as id, a, b, "
                   "case when a * a + b * b < 0.5 then 'in' else 'out' end as lbl "

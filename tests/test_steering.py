@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import psycopg
 import pytest
 from cerebro_udfs import state
@@ -164,7 +163,7 @@ def test_clone_continues_from_the_parents_weights_with_a_new_learning_rate(sdsn)
                         "'{\"hidden\": [8]}', max_epochs => 1, seed => 1, "
                         "params => '{\"learning_rate\": 0.01, \"batch_size\": 32}')"
                         ).fetchone()[0]
-        others = c.execute("update cerebro.configs set status = 'stopped' where workload_id "
+        c.execute("update cerebro.configs set status = 'stopped' where workload_id "
                            "<> %s and status = 'active' returning config_id", [wid]).fetchall()
     run_to_end(sdsn)
     with psycopg.connect(sdsn, autocommit=True) as c:
