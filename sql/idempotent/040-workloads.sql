@@ -1,7 +1,10 @@
 -- Workloads: launching a search, waking the scheduler, and the views people and BI tools read.
 
 -- Start a model-selection search: inserts the workload and its configs (grid: the product
--- of the `choice` lists; random: `num_configs` samples with `seed`) and returns its id.
+-- of the `choice` lists; random, asha, hyperband, pbt: `num_configs` samples with `seed`;
+-- hyperopt: TPE suggestions, `parallelism` at a time) and returns its id. `options` are the
+-- procedure's parameters (hyperopt: parallelism, n_startup_jobs; asha/hyperband:
+-- min_epochs, eta; pbt: interval, quantile, perturb, resample_probability).
 -- Training starts when the transaction commits. `params` are fixed parameters for every
 -- config; `objective` is e.g. valid_loss (minimised) or valid_accuracy (maximised); add
 -- ':min'/':max' to state the direction of another metric.
@@ -17,11 +20,31 @@ create or replace function cerebro.launch(
     objective text default 'valid_loss',
     seed bigint default 0,
     params jsonb default '{}'::jsonb,
-    priority int default 0
+    priority int default 0,
+    options jsonb default '{}'::jsonb
 ) returns int language plpython3u as $$
 from cerebro_udfs.sql_api import launch
 return launch(plpy, name, model, train, valid, search, space, num_configs, max_epochs,
-              objective, seed, params, priority)
+              objective, seed, params, priority, options)
+$$;
+
+-- One step of a workload's AutoML procedure (hyperopt: suggest up to `parallelism` configs
+-- in flight; asha/hyperband: promote stopped configs that now rank in their rung's top).
+-- The scheduler calls it whenever the workload's events change; safe to call any time.
+create or replace function cerebro.automl_step(workload_id int) returns int
+language plpython3u as $$
+from cerebro_udfs.errors import sql_errors
+from cerebro_udfs.automl import step
+return sql_errors(step)(plpy, workload_id)
+$$;
+
+-- Called by the scheduler in the transaction that commits a config's epoch: ASHA/Hyperband
+-- stop a config at a rung it does not pass, PBT exploits and explores.
+create or replace function cerebro._on_epoch(config_id int, epoch int) returns void
+language plpython3u as $$
+from cerebro_udfs.errors import sql_errors
+from cerebro_udfs.automl import on_epoch
+sql_errors(on_epoch)(plpy, config_id, epoch)
 $$;
 
 -- Wake the scheduler (LISTEN cerebro) whenever configs or workloads change.

@@ -84,6 +84,7 @@ create table cerebro.workloads (
     valid_dataset   int references cerebro.datasets (dataset_id),
     search          text not null default 'grid',
     search_state    bytea,
+    options         jsonb not null default '{}'::jsonb,   -- search procedure parameters
     space           jsonb not null default '{}'::jsonb,
     objective       text not null default 'valid_loss',
     objective_direction text not null default 'min'

@@ -125,6 +125,7 @@ class Scheduler:
         self.worker_conns: dict[int, psycopg.Connection] = {}
         self.datasets: dict[int, dict[str, Any]] = {}
         self.specs: dict[str, str] = {}
+        self.automl_seen: dict[int, int] = {}      # workload -> last event id stepped on
 
     # -- connections -------------------------------------------------------------------------
     def _connect(self, name: str) -> psycopg.Connection:
@@ -199,8 +200,25 @@ class Scheduler:
                 "select cerebro.model_spec(%s)", [model]).fetchone()[0])
         return self.specs[model]
 
+    def automl(self) -> None:
+        """Step the AutoML procedures whose workloads saw new events (suggest, promote)."""
+        assert self.conn is not None
+        rows = self.conn.execute(
+            "select w.workload_id, max(e.event_id) from cerebro.workloads w join "
+            "cerebro.events e using (workload_id) where w.status = 'active' and w.search in "
+            "('hyperopt', 'asha', 'hyperband') group by 1").fetchall()
+        for wid, last in rows:
+            if self.automl_seen.get(wid) == last:
+                continue
+            try:
+                self.conn.execute("select cerebro.automl_step(%s)", [wid])
+            except psycopg.Error as e:
+                log.error("automl step of workload %s failed: %s", wid, _message(e))
+            self.automl_seen[wid] = last
+
     def runnable(self) -> list[ConfigView]:
         assert self.conn is not None
+        self.automl()
         with self.conn.cursor(row_factory=dict_row) as cur:
             rows = cur.execute(_RUNNABLE).fetchall()
         out = []
@@ -328,6 +346,8 @@ class Scheduler:
             "valid_loss, valid_metrics, rows, seconds) values (%s, %s, %s, %s, %s, %s, %s, %s)",
             [v.config_id, e, train["loss"], json.dumps(train["metrics"]), valid["loss"],
              json.dumps(valid["metrics"]), train["rows"], train["seconds"] + valid["seconds"]])
+        # AutoML procedures decide at epoch boundaries, atomically with the epoch's commit
+        conn.execute("select cerebro._on_epoch(%s, %s)", [v.config_id, e])
         self.on_epoch({"config_id": v.config_id, "epoch": e, "train_loss": train["loss"],
                        "valid_loss": valid["loss"], "valid_metrics": valid["metrics"],
                        "status": row[0]})

@@ -13,10 +13,10 @@ import json
 import re
 from typing import Any
 
-from . import search
+from . import automl, search
 from .errors import CerebroError
 
-SEARCHES = ("grid", "random")
+SEARCHES = ("grid", "random", *automl.PROCEDURES)
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./:-]{0,62}$")
 
 
@@ -36,7 +36,8 @@ def _dataset(plpy: Any, name: str, role: str) -> dict[str, Any]:
 
 def launch(plpy: Any, name: str, model: str, train: str, valid: str | None, search_name: str,
            space_json: str | None, num_configs: int | None, max_epochs: int, objective: str,
-           seed: int, params_json: str | None, priority: int) -> int:
+           seed: int, params_json: str | None, priority: int,
+           options_json: str | None = None) -> int:
     if not isinstance(name, str) or not _NAME.match(name):
         raise CerebroError(f"workload name {name!r} is not valid",
                            hint="letters, digits and _ . / : - (at most 63)")
@@ -49,6 +50,9 @@ def launch(plpy: Any, name: str, model: str, train: str, valid: str | None, sear
         raise CerebroError(f"model {model!r} does not exist", hint=f"models: {', '.join(known)}")
     schema = json.loads(m["param_schema"])
     tr = _dataset(plpy, train, "training")
+    n_parts = plpy.execute(plpy.prepare("select num_partitions from cerebro.datasets where "
+                                        "dataset_id = $1", ["int"]),
+                           [tr["dataset_id"]])[0]["num_partitions"]
     va = _dataset(plpy, valid, "validation") if valid else None
     if va is not None:
         for field in ("task", "classes", "feature_shape", "normalization"):
@@ -74,6 +78,15 @@ def launch(plpy: Any, name: str, model: str, train: str, valid: str | None, sear
     if not isinstance(space_obj, dict) or not isinstance(fixed, dict):
         raise CerebroError("space and params must be JSON objects")
     space = search.parse_space(space_obj, schema, fixed)
+    try:
+        options = json.loads(options_json) if options_json else {}
+    except ValueError as e:
+        raise CerebroError(f"options are not valid JSON: {e}") from None
+    if not isinstance(options, dict):
+        raise CerebroError("options must be a JSON object")
+    if search_name in ("grid", "random") and options:
+        raise CerebroError(f"search {search_name!r} takes no options")
+    options = automl.check_options(search_name, options, max_epochs, n_parts)
     if search_name == "grid":
         points = search.grid(space)
         if num_configs is not None and num_configs != len(points):
@@ -82,21 +95,23 @@ def launch(plpy: Any, name: str, model: str, train: str, valid: str | None, sear
                 hint="omit num_configs for grid search, or use search => 'random'")
     else:
         if num_configs is None or num_configs < 1:
-            raise CerebroError("random search needs num_configs => N (N >= 1)")
-        points = search.sample(space, num_configs, seed)
+            raise CerebroError(f"{search_name} search needs num_configs => N (N >= 1)")
+        # hyperopt suggests its configs step by step; the others start from random samples
+        points = [] if search_name == "hyperopt" else search.sample(space, num_configs, seed)
     base = search.defaults(schema)
 
     actor = "human:" + plpy.execute("select current_user as u")[0]["u"]
     wid = _row(plpy,
                "insert into cerebro.workloads (name, model_id, train_dataset, valid_dataset, "
                "search, space, objective, objective_direction, max_epochs, priority, seed, "
-               "num_configs, fixed_params) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
-               "$11, $12, $13) returning workload_id",
+               "num_configs, fixed_params, options) values ($1, $2, $3, $4, $5, $6, $7, $8, "
+               "$9, $10, $11, $12, $13, $14) returning workload_id",
                ["text", "int", "int", "int", "text", "jsonb", "text", "text", "int", "int",
-                "bigint", "int", "jsonb"],
+                "bigint", "int", "jsonb", "jsonb"],
                [name, m["model_id"], tr["dataset_id"], va["dataset_id"] if va else None,
                 search_name, json.dumps(space_obj), objective, direction, max_epochs, priority,
-                seed, len(points), json.dumps(fixed)])["workload_id"]
+                seed, num_configs if search_name == "hyperopt" else len(points),
+                json.dumps(fixed), json.dumps(options)])["workload_id"]
     insert = plpy.prepare(
         "insert into cerebro.configs (workload_id, params, seed, source) "
         "values ($1, $2, $3, 'automl') returning config_id", ["int", "jsonb", "bigint"])
@@ -105,10 +120,13 @@ def launch(plpy: Any, name: str, model: str, train: str, valid: str | None, sear
         "values ($1, $2, $3, $4, $5)", ["text", "int", "int", "text", "jsonb"])
     plpy.execute(event, [actor, wid, None, "launch", json.dumps(
         {"model": model, "train": train, "valid": valid, "search": search_name,
-         "num_configs": len(points), "max_epochs": max_epochs, "objective": objective})])
+         "num_configs": num_configs if search_name == "hyperopt" else len(points),
+         "max_epochs": max_epochs, "objective": objective, "options": options})])
     for i, p in enumerate(points):
         params = {**base, **fixed, **p}
         # the steering trigger records the 'add' event (actor automl:<search>)
         plpy.execute(insert, [wid, json.dumps(params), seed * 1000 + i])
+    if search_name == "hyperopt":
+        automl.step(plpy, wid)                      # the first `parallelism` suggestions
     plpy.execute("select pg_notify('cerebro', 'launch')")
     return wid
