@@ -55,14 +55,14 @@ def test_hyperopt_suggests_step_by_step_and_survives_kills(adsn):
 
 
 def test_tpe_beats_random_on_average(adsn):
-    """Over 5 seeds, TPE's best valid_loss after 10 configs beats random search's."""
+    """Over 5 seeds, TPE's best valid_loss after 20 configs beats random search's."""
     space = json.dumps({"learning_rate": {"loguniform": [1e-5, 1.0]}})
     ids = {}
     for seed in range(5):
-        for search, opts in (("hyperopt", '{"parallelism": 2, "n_startup_jobs": 3}'),
+        for search, opts in (("hyperopt", '{"parallelism": 2, "n_startup_jobs": 5}'),
                              ("random", "{}")):
             ids[(search, seed)] = _q(
-                adsn, "select cerebro.launch(%s, 'mlp', 'tr', 'va', %s, %s, num_configs => 10, "
+                adsn, "select cerebro.launch(%s, 'mlp', 'tr', 'va', %s, %s, num_configs => 20, "
                       "max_epochs => 1, seed => %s, params => '{\"hidden\": [8], "
                       "\"batch_size\": 32}', options => %s)",
                 [f"cmp-{search}-{seed}", search, space, seed + 100, opts])[0][0]

@@ -296,6 +296,8 @@ class Scheduler:
                                        dataset=sql.Literal(v.extra["train"]["dataset_id"]),
                                        partition=sql.Literal(unit.partition))
         loss, metrics, rows, seconds = conn.execute(query, args).fetchone()
+        if self._epoch_complete(unit):
+            self._lock_workload(conn, v)
         conn.execute("update cerebro.configs set partitions_done = %s::int[], lost_units = 0, "
                      "updated_at = now() where config_id = %s",
                      [args["new_done"], v.config_id])
@@ -322,8 +324,16 @@ class Scheduler:
             return v.n_valid == 0 and len(set(v.partitions_done) | {unit.partition}) >= v.n_train
         return len(set(v.valid_done) | {unit.partition}) >= v.n_valid
 
+    @staticmethod
+    def _lock_workload(conn: psycopg.Connection, v: ConfigView) -> None:
+        """Lock order workload -> config, as AutoML steps take them: no deadlock between an
+        epoch commit (whose AutoML hook locks the workload) and a concurrent step."""
+        conn.execute("select 1 from cerebro.workloads where workload_id = %s "
+                     "for no key update", [v.workload_id])
+
     def _commit_epoch(self, conn: psycopg.Connection, unit: Unit) -> None:
         v, e = unit.view, unit.epoch
+        self._lock_workload(conn, v)
         row = conn.execute(
             "update cerebro.configs c set epoch = %(e)s, partitions_done = '{}', "
             "updated_at = now(), status = case when c.status = 'active' and %(e)s >= "

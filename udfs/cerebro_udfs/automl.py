@@ -37,7 +37,7 @@ NOT_TOLD = "not_told"
 def _workload(plpy: Any, workload_id: int, lock: bool) -> dict[str, Any]:
     rows = plpy.execute(plpy.prepare(
         "select w.*, m.param_schema from cerebro.workloads w join cerebro.models m "
-        "using (model_id) where w.workload_id = $1" + (" for update of w" if lock else ""),
+        "using (model_id) where w.workload_id = $1" + (" for no key update of w" if lock else ""),
         ["int"]), [workload_id])
     if not rows:
         raise CerebroError(f"workload {workload_id} does not exist")
