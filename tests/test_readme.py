@@ -22,6 +22,10 @@ def sections() -> dict[str, str]:
             for p in parts}
 
 
+EXPECTED_DONE = ("pts-tpe:13:0 pts-tpe/drill-1:4:0 pts-v1:10:0 pts-v1/drill-1:3:0 "
+                 "tiny-v1:4:0")
+
+
 def psql(dsn: str, script: str, tmp_path: Path) -> None:
     f = tmp_path / "step.sql"
     f.write_text(script)
@@ -47,7 +51,8 @@ def test_readme_walkthrough(server_dsn, tmp_path):
         c.execute("select setseed(0.5)")
     steps = sections()
     names = list(steps)
-    assert [n.split(".")[0] for n in names] == ["1", "2", "3", "4", "5"]
+    assert [n.split(".")[0] for n in names] == ["1", "2", "3", "4", "5", "6"]
+    automl, drill = steps[names[3]].split("-- then drill down")
     psql(dsn, steps[names[0]] + steps[names[1]], tmp_path)       # load, launch
     daemon = subprocess.Popen([sys.executable, "-m", "cerebro.cli", "scheduler", "--dsn", dsn],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
@@ -56,17 +61,24 @@ def test_readme_walkthrough(server_dsn, tmp_path):
         wait_for(dsn, "select count(distinct config_id) from cerebro.metrics",
                  lambda n: n >= 8)
         psql(dsn, steps[names[2]], tmp_path)                      # steer
-        psql(dsn, steps[names[3]] + steps[names[4]], tmp_path)   # by hand, own model
-        wait_for(dsn, "select count(*) from cerebro.configs c join cerebro.workloads w "
-                      "using (workload_id) where c.status = 'active' and w.status = 'active'",
-                 lambda n: n == 0)
+        psql(dsn, automl, tmp_path)                               # TPE + a human config
+        wait_for(dsn, "select count(*) from cerebro.leaderboard where workload = 'pts-tpe' "
+                      "and best_objective is not null", lambda n: n >= 1)
+        psql(dsn, drill, tmp_path)                                # drill down on TPE
+        psql(dsn, steps[names[4]] + steps[names[5]], tmp_path)   # by hand, own model
+        # done when every workload has all its configs and none is active (TPE adds its
+        # next config only after one finishes, so "nothing active" alone is not the end)
+        wait_for(dsn, "select string_agg(format('%s:%s:%s', workload, configs, active), ' ' "
+                      "order by workload) from cerebro.progress",
+                 lambda v: v == EXPECTED_DONE)
     finally:
         daemon.terminate()
         daemon.wait(timeout=120)
     with psycopg.connect(dsn, autocommit=True) as c:
         rows = c.execute("select workload, configs, active, stopped + completed, failed "
                          "from cerebro.progress order by workload").fetchall()
-        assert rows == [("pts-v1", 10, 0, 10, 0), ("pts-v1/drill-1", 3, 0, 3, 0),
+        assert rows == [("pts-tpe", 13, 0, 13, 0), ("pts-tpe/drill-1", 4, 0, 4, 0),
+                        ("pts-v1", 10, 0, 10, 0), ("pts-v1/drill-1", 3, 0, 3, 0),
                         ("tiny-v1", 4, 0, 4, 0)]
         best = c.execute("select best_objective from cerebro.leaderboard where "
                          "workload = 'pts-v1' and rank = 1").fetchone()[0]

@@ -39,11 +39,12 @@ log = logging.getLogger("cerebro.scheduler")
 LOCK_KEY = 0x63657262  # "cerb": pg_advisory_lock key of the active scheduler
 CHANNEL = "cerebro"
 MAX_LOST_UNITS = 3
+EPOCH_PROCEDURES = ("asha", "hyperband", "pbt")     # decide when a config's epoch commits
 
 _RUNNABLE = """
 select c.config_id, c.workload_id, c.params, c.epoch, c.partitions_done, c.seed,
        c.priority + w.priority as priority, w.seed as workload_seed,
-       w.train_dataset, w.valid_dataset, m.name as model,
+       w.train_dataset, w.valid_dataset, m.name as model, w.search,
        coalesce(c.max_epochs, w.max_epochs) as max_epochs,
        (select coalesce(array_agg(distinct u.partition), '{}') from cerebro.units u
          where u.config_id = c.config_id and u.kind = 'valid' and u.outcome = 'ok'
@@ -232,6 +233,7 @@ class Scheduler:
                 n_train=train["num_partitions"],
                 n_valid=valid["num_partitions"] if valid else 0,
                 extra={"params": r["params"], "seed": r["seed"], "spec": self._spec(r["model"]),
+                       "search": r["search"],
                        "train": train, "valid": valid}))
         return out
 
@@ -357,7 +359,8 @@ class Scheduler:
             [v.config_id, e, train["loss"], json.dumps(train["metrics"]), valid["loss"],
              json.dumps(valid["metrics"]), train["rows"], train["seconds"] + valid["seconds"]])
         # AutoML procedures decide at epoch boundaries, atomically with the epoch's commit
-        conn.execute("select cerebro._on_epoch(%s, %s)", [v.config_id, e])
+        if v.extra.get("search") in EPOCH_PROCEDURES:
+            conn.execute("select cerebro._on_epoch(%s, %s)", [v.config_id, e])
         self.on_epoch({"config_id": v.config_id, "epoch": e, "train_loss": train["loss"],
                        "valid_loss": valid["loss"], "valid_metrics": valid["metrics"],
                        "status": row[0]})
