@@ -53,6 +53,7 @@ def test_readme_walkthrough(server_dsn, tmp_path):
     names = list(steps)
     assert [n.split(".")[0] for n in names] == ["1", "2", "3", "4", "5", "6"]
     automl, drill = steps[names[3]].split("-- then drill down")
+    drill = "-- then drill down" + drill
     psql(dsn, steps[names[0]] + steps[names[1]], tmp_path)       # load, launch
     daemon = subprocess.Popen([sys.executable, "-m", "cerebro.cli", "scheduler", "--dsn", dsn],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)

@@ -231,19 +231,21 @@ return sql_errors(clone)(plpy, config_id, overrides, fresh, workload_id, max_epo
 $$;
 
 -- A child workload searching `space`, every other parameter pinned to the parent's best
--- config (or `config_id`). Shares the workers with its parent.
+-- config (or `config_id`), with any search procedure and its `options`. Shares the workers
+-- with its parent.
 create or replace function cerebro.drill_down(parent_workload int, space jsonb,
                                               search text default 'grid',
                                               num_configs int default null,
                                               config_id int default null,
                                               max_epochs int default null,
                                               name text default null,
-                                              seed bigint default null)
+                                              seed bigint default null,
+                                              options jsonb default '{}'::jsonb)
 returns int language plpython3u as $$
 from cerebro_udfs.errors import sql_errors
 from cerebro_udfs.steering import drill_down
 return sql_errors(drill_down)(plpy, parent_workload, space, search, num_configs, config_id,
-                              max_epochs, name, seed)
+                              max_epochs, name, seed, options)
 $$;
 
 -- A config's lineage (itself, then its parents) and every event about each of them.

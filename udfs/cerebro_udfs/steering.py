@@ -117,7 +117,7 @@ def _architecture_change(plpy: Any, w: dict, parent: dict, params: dict,
 
 def drill_down(plpy: Any, parent_workload: int, space_json: str, search_name: str,
                num_configs: int | None, config_id: int | None, max_epochs: int | None,
-               name: str | None, seed: int | None) -> int:
+               name: str | None, seed: int | None, options_json: str | None = None) -> int:
     """A child workload whose unsearched parameters are pinned to the parent's best config."""
     from .launch import launch
 
@@ -148,7 +148,8 @@ def drill_down(plpy: Any, parent_workload: int, space_json: str, search_name: st
         if w["valid_dataset"] else None
     wid = launch(plpy, child_name, w["model"], tr, va, search_name, json.dumps(space),
                  num_configs, max_epochs or w["max_epochs"], w["objective"],
-                 w["seed"] if seed is None else seed, json.dumps(pinned), w["priority"])
+                 w["seed"] if seed is None else seed, json.dumps(pinned), w["priority"],
+                 options_json)
     plpy.execute(plpy.prepare("update cerebro.workloads set parent_workload = $1 where "
                               "workload_id = $2", ["int", "int"]), [parent_workload, wid])
     plpy.execute(plpy.prepare(
