@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
+import _workload  # noqa: E402
 
 DB = "cerebro_bench_p5"
 REPS = 8
@@ -33,13 +33,8 @@ TARGET_DELAY = 1.0
 
 
 def _db(server_dsn: str) -> str:
-    with psycopg.connect(server_dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("drop database if exists {} with (force)").format(
-            sql.Identifier(DB)))
-        admin.execute(sql.SQL("create database {}").format(sql.Identifier(DB)))
-    dsn = psycopg.conninfo.make_conninfo(server_dsn, dbname=DB)
+    dsn = _workload.fresh_db(server_dsn, DB)
     with psycopg.connect(dsn, autocommit=True) as c:
-        c.execute("create extension cerebro cascade")
         c.execute("select setseed(0.5)")
         c.execute("create table src as select i as id, random() * 2 - 1 as a, "
                   "random() * 2 - 1 as b, (i % 2)::text as lbl from generate_series(1, 4000) i")
@@ -139,9 +134,7 @@ def run(server_dsn: str, reps: int = REPS) -> dict:
     finally:
         sched.terminate()
         sched.wait(timeout=120)
-        with psycopg.connect(server_dsn, autocommit=True) as admin:
-            admin.execute(sql.SQL("drop database if exists {} with (force)").format(
-                sql.Identifier(DB)))
+        _workload.drop_db(server_dsn, DB)
 
     summary = {k: (statistics.median(v), max(v)) for k, v in delays.items() if v}
     worst = max(m for _, m in summary.values())
