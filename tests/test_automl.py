@@ -128,3 +128,22 @@ def test_pbt_exploits_by_cloning_and_stopping(adsn):
                for st, ep, ce in clones)
     assert _q(adsn, "select count(*) from cerebro.configs where workload_id = %s and "
                     "status = 'active'", [wid])[0][0] == 0
+
+
+def test_hyperband_brackets(adsn):
+    """Two brackets (min_epochs 1 and 3): only the first one stops configs at epoch 1."""
+    wid = _q(adsn, "select cerebro.launch('hb', 'mlp', 'tr', 'va', 'hyperband', %s, "
+                   "num_configs => 6, max_epochs => 3, seed => 5, "
+                   "params => '{\"hidden\": [8], \"batch_size\": 32}', "
+                   "options => '{\"min_epochs\": 1, \"eta\": 3}')",
+             [json.dumps({"learning_rate": {"loguniform": [1e-5, 0.2]}})])[0][0]
+    run_to_end(adsn)
+    rows = _q(adsn, "select config_id, epoch, status from cerebro.configs where "
+                    "workload_id = %s order by config_id", [wid])
+    first, second = rows[0::2], rows[1::2]            # brackets are assigned round robin
+    assert all(r[1:] == (3, "completed") for r in second)
+    assert sum(1 for r in first if r[1:] == (1, "stopped")) >= 2   # top 1/3 of 3 goes on
+    stops = {r[0] for r in _q(adsn, "select actor from cerebro.events e join cerebro.configs c "
+                                    "using (config_id) where c.workload_id = %s and "
+                                    "e.action = 'stop'", [wid])}
+    assert stops == {"automl:hyperband"}

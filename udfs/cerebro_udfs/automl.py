@@ -269,7 +269,7 @@ def _bracket_of(w: dict[str, Any], configs: list[dict[str, Any]], config_id: int
 def _brackets(w: dict[str, Any]) -> list[int]:
     o = w["options"]
     out, m = [], o["min_epochs"]
-    while m < w["max_epochs"] or not out:
+    while m <= w["max_epochs"] or not out:      # s = 0 .. floor(log_eta(max / min))
         out.append(m)
         m *= o["eta"]
     return out
