@@ -5,6 +5,7 @@ from pathlib import Path
 
 import cerebro
 import cerebro_udfs
+import numpy as np
 import psycopg
 from cerebro import build
 from psycopg import sql
@@ -24,6 +25,81 @@ def test_one_version_everywhere():
 def test_install_script_is_built_from_sql_sources():
     committed = build.install_script_path().read_text()
     assert committed == build.render(), "run `make sql` and commit extension/"
+
+
+def test_upgrade_script_is_built_from_sql_sources():
+    path = build.upgrade_script_path()
+    assert path is not None and path.name == "cerebro--0.1.0--0.2.0.sql"
+    assert path.read_text() == build.render_upgrade(), "run `make sql` and commit extension/"
+    assert (ROOT / "extension" / "cerebro--0.1.0.sql").exists(), "released scripts are kept"
+
+
+_SHAPE = {
+    "functions": "select p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ') '"
+                 " || pg_get_function_result(p.oid) || ' ' || md5(p.prosrc) from pg_proc p "
+                 "join pg_namespace n on n.oid = p.pronamespace where n.nspname = 'cerebro'",
+    "columns": "select table_name || '.' || column_name || ' ' || ordinal_position || ' ' || "
+               "data_type || ' ' || is_nullable || ' ' || coalesce(column_default, '') "
+               "from information_schema.columns where table_schema = 'cerebro'",
+    "constraints": "select conrelid::regclass || ' ' || pg_get_constraintdef(c.oid) "
+                   "from pg_constraint c join pg_namespace n on n.oid = c.connamespace "
+                   "where n.nspname = 'cerebro'",
+    "views": "select viewname || ' ' || md5(definition) from pg_views "
+             "where schemaname = 'cerebro'",
+    "triggers": "select tgrelid::regclass || ' ' || tgname from pg_trigger t "
+                "join pg_class c on c.oid = t.tgrelid join pg_namespace n on "
+                "n.oid = c.relnamespace where n.nspname = 'cerebro' and not tgisinternal",
+    "roster": "select name || ' ' || param_schema::text from cerebro.models "
+              "where kind = 'roster'",
+    "members": "select classid::regclass::text || ' ' || count(*) from pg_depend "
+               "where refobjid = (select oid from pg_extension where extname = 'cerebro') "
+               "and deptype = 'e' group by classid",
+}
+
+
+def _shape(dsn: str) -> dict[str, list[str]]:
+    with psycopg.connect(dsn) as c:
+        return {k: sorted(r[0] for r in c.execute(q)) for k, q in _SHAPE.items()}
+
+
+def test_upgrade_from_0_1_0_keeps_data_and_matches_a_fresh_install(server_dsn):
+    """ALTER EXTENSION ... UPDATE on a 0.1.0 database with data in it gives exactly the
+    catalog of a fresh 0.2.0 install (functions, columns, constraints, views, triggers,
+    roster, extension members), and the 0.1.0 dataset is still usable."""
+    from conftest import fresh_database
+
+    new = fresh_database(server_dsn, "cerebro_upgrade_new")
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
+        admin.execute("drop database if exists cerebro_upgrade_old with (force)")
+        admin.execute("create database cerebro_upgrade_old")
+    old = psycopg.conninfo.make_conninfo(server_dsn, dbname="cerebro_upgrade_old")
+    with psycopg.connect(old, autocommit=True) as c:
+        c.execute("create extension cerebro version '0.1.0' cascade")
+        # The Python on the server is the current version's, so the 0.1.0 data is written
+        # with plain SQL, as 0.1.0's load_dataset stored it.
+        x = np.arange(60, dtype="<f4") % 3
+        y = (np.arange(60) % 2).astype("<i4")
+        c.execute("insert into cerebro.datasets (name, source, features, label, task, classes, "
+                  "feature_shape, normalization, statistics, num_rows, num_partitions, "
+                  "buffer_rows, rows_per_partition, seed) values ('d', 't', '[\"a\"]', 'y', "
+                  "'classification', '[0, 1]', '{1}', '{\"method\": \"none\"}', '{}', 60, 2, "
+                  "30, '{30, 30}', 0)")
+        for p in (0, 1):
+            c.execute("insert into cerebro.buffers (dataset_id, __dist_key__, buffer_id, "
+                      "num_rows, x, y) select dataset_id, %s, 0, 30, %s, %s "
+                      "from cerebro.datasets", (p, x[p * 30:(p + 1) * 30].tobytes(),
+                                                y[p * 30:(p + 1) * 30].tobytes()))
+        c.execute("alter extension cerebro update to '0.2.0'")
+        assert c.execute("select extversion from pg_extension where extname = 'cerebro'"
+                         ).fetchone()[0] == "0.2.0"
+        assert c.execute("select num_rows, encoding->>'kind' from cerebro.datasets"
+                         ).fetchone() == (60, "numeric")
+        out = c.execute("select loss from cerebro.run_subepoch('mlp', 'd', 0)").fetchone()
+        assert out[0] > 0
+    a, b = _shape(old), _shape(new)
+    for k in _SHAPE:
+        assert a[k] == b[k], k
+    assert len(a["functions"]) > 30 and len(a["roster"]) >= 1
 
 
 def test_catalog_has_constraints(conn):

@@ -3,7 +3,11 @@
 -- Pack `source` (table or view) into dataset `name`: features are columns, numeric arrays or
 -- whitelisted SQL expressions; rows are shuffled once with `seed` and split into
 -- `num_partitions` partitions (default: the server's CPU count). `like_dataset` reuses another
--- dataset's features, label, class list and normalisation (validation and test sets).
+-- dataset's features, label, class list, normalisation and encoding (validation and test
+-- sets). A single bytea feature column holds images: decoded (PNG, JPEG, ...), converted to
+-- `channels` (3 = RGB, 1 = grayscale), resized to `image_size` [h, w] and scaled to [0, 1].
+-- A single text feature column is tokenised with WordPiece into `max_length` token ids
+-- ([PAD] = 0), with the `vocabulary` given or one of `vocabulary_size` tokens learnt here.
 create or replace function cerebro.load_dataset(
     name text,
     source text,
@@ -14,11 +18,18 @@ create or replace function cerebro.load_dataset(
     seed bigint default 0,
     like_dataset text default null,
     task text default 'auto',
-    normalization text default 'auto'
+    normalization text default 'auto',
+    image_size int[] default null,
+    channels int default null,
+    max_length int default null,
+    vocabulary text[] default null,
+    vocabulary_size int default null,
+    lowercase boolean default null
 ) returns int language plpython3u as $$
 from cerebro_udfs.sql_api import load_dataset
 return load_dataset(plpy, name, source, features, label, num_partitions, buffer_rows, seed,
-                    like_dataset, task, normalization)
+                    like_dataset, task, normalization, image_size, channels, max_length,
+                    vocabulary, vocabulary_size, lowercase)
 $$;
 
 -- Remove a dataset and its buffers.

@@ -136,6 +136,37 @@ def install(dsn_: str | None) -> None:
     click.echo("cerebro extension installed")
 
 
+@main.command("export-model")
+@click.argument("config_id", type=int)
+@click.argument("output", type=click.Path(dir_okay=False, writable=True))
+@click.option("--epoch", type=int, default=None, help="checkpoint epoch (default: the latest)")
+@click.option("--dsn", "dsn_", default=None,
+              help="database (default: CEREBRO_DSN, else the embedded default)")
+@click.option("--force", is_flag=True, help="overwrite OUTPUT if it exists")
+def export_model(config_id: int, output: str, epoch: int | None, dsn_: str | None,
+                 force: bool) -> None:
+    """Write config CONFIG_ID's trained model to OUTPUT (a .keras file).
+
+    The file is what cerebro.export_model returns; keras.models.load_model(OUTPUT) reads it.
+    """
+    if not output.endswith(".keras"):
+        _fail(ValueError(f"{output}: the file name must end in .keras (Keras requires it)"))
+    if os.path.exists(output) and not force:
+        _fail(FileExistsError(f"{output} exists; pass --force to overwrite it"))
+    target = dsn_ or os.environ.get("CEREBRO_DSN") or Cluster.default().conninfo()
+    try:
+        with psycopg.connect(target) as c:
+            data = c.execute("select cerebro.export_model(%s, %s)", (config_id, epoch)
+                             ).fetchone()[0]
+    except psycopg.Error as e:
+        _fail(RuntimeError(e.diag.message_primary or str(e)))
+    tmp = output + ".part"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, output)
+    click.echo(f"wrote {output} ({len(data)} bytes): config {config_id}")
+
+
 @main.command("build-sql")
 def build_sql() -> None:
     """Rebuild extension/cerebro--<version>.sql from sql/."""

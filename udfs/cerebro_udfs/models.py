@@ -102,12 +102,18 @@ def dataset_meta(row: dict[str, Any]) -> dict[str, Any]:
     classes = row.get("classes")
     if isinstance(classes, str):
         classes = json.loads(classes)
+    enc = row.get("encoding") or {"kind": "numeric"}
+    if isinstance(enc, str):
+        enc = json.loads(enc)
     return {
         "name": row.get("name"),
         "feature_shape": list(row["feature_shape"]),
         "task": row["task"],
         "num_classes": len(classes) if classes is not None else None,
         "classes": classes,
+        "input": enc["kind"],                          # numeric | image | text
+        "vocabulary_size": enc.get("vocabulary_size"),  # text: token ids are < this
+        "max_length": enc.get("max_length"),            # text: tokens per row
     }
 
 
@@ -126,12 +132,13 @@ def training_config(ds: dict[str, Any], params: dict[str, Any], seed: int,
     return cfg
 
 
-DATASET_COLUMNS = ("dataset_id, name, feature_shape, task, classes, num_partitions, "
+DATASET_COLUMNS = ("dataset_id, name, feature_shape, task, classes, num_partitions, encoding, "
                    "extract(epoch from created_at)::text as version")
 
 
 EXAMPLE_DATASET = {"name": None, "feature_shape": [8], "task": "classification",
-                   "num_classes": 2, "classes": [0, 1]}
+                   "num_classes": 2, "classes": [0, 1], "input": "numeric",
+                   "vocabulary_size": None, "max_length": None}
 
 
 def _describe(e: BaseException) -> str:

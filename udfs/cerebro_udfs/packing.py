@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from . import expressions
+from . import encoding, expressions
 from .catalog import Relation, resolve_relation
 from .errors import CerebroError
 
@@ -37,8 +37,16 @@ def load_dataset(plpy: Any, name: str, source: str, features: list[str] | None,
                  label: str | None, num_partitions: int | None = None,
                  buffer_rows: int | None = None, seed: int = 0,
                  like_dataset: str | None = None, task: str = "auto",
-                 normalize: str = "auto") -> int:
-    """Pack ``source`` and register it as dataset ``name``; returns the dataset id."""
+                 normalize: str = "auto", image_size: list[int] | None = None,
+                 channels: int | None = None, max_length: int | None = None,
+                 vocabulary: list[str] | None = None, vocabulary_size: int | None = None,
+                 lowercase: bool | None = None) -> int:
+    """Pack ``source`` and register it as dataset ``name``; returns the dataset id.
+
+    A single ``bytea`` feature column is decoded as images (``image_size``, ``channels``); a
+    single text column is tokenised (``max_length``, and a ``vocabulary`` given or learnt from
+    these rows with ``vocabulary_size`` tokens). Anything else is numeric.
+    """
     _check_name(plpy, name)
     rel = resolve_relation(plpy, source)
     like = _load_like(plpy, like_dataset) if like_dataset else None
@@ -60,7 +68,13 @@ def load_dataset(plpy: Any, name: str, source: str, features: list[str] | None,
         raise CerebroError(f"normalize {normalize!r} is not known",
                            hint="normalize is 'auto', 'standard' or 'none'")
 
-    feature_sql, array_features = _feature_sql(rel, features)
+    enc = _encoding(rel, features, like, like_dataset, image_size, channels, max_length,
+                    vocabulary_size, lowercase, vocabulary)
+    if enc["kind"] != "numeric" and normalize == "standard":
+        raise CerebroError(f"normalize 'standard' does not apply to {enc['kind']} features",
+                           hint="images are scaled to [0, 1]; token ids are not normalised")
+    feature_sql, array_features = (_feature_sql(rel, features) if enc["kind"] == "numeric"
+                                   else (plpy.quote_ident(features[0]), []))
     for f in array_features:
         n_null = plpy.execute(f"select count(*) as n from {rel.qualified} where "
                               f"{plpy.quote_ident(f)} is null")[0]["n"]
@@ -81,12 +95,28 @@ def load_dataset(plpy: Any, name: str, source: str, features: list[str] | None,
         raise CerebroError(f"label {label!r} is an array; labels are scalars")
 
     label_sql = plpy.quote_ident(label) + ("::float8" if task == "regression" else "::text")
-    query = (f"select array_send({feature_sql}) as x, {label_sql} as y "
-             f"from {rel.qualified}")
+    x_sql = f"array_send({feature_sql})" if enc["kind"] == "numeric" else feature_sql
+    query = f"select {x_sql} as x, {label_sql} as y from {rel.qualified}"
     xs, ys = _read(plpy, query)
     if not xs:
         raise CerebroError(f"source {rel.display} has no rows; nothing to load")
-    packed_x, feature_shape = _decode_features(xs, features, array_features)
+    vocab = None
+    if enc["kind"] == "numeric":
+        packed_x, feature_shape = _decode_features(xs, features, array_features)
+    elif enc["kind"] == "image":
+        packed_x = encoding.decode_images(xs, enc, features[0])
+        feature_shape = list(packed_x.shape[1:])
+    else:
+        if like:
+            vocab = like["vocabulary"]
+        elif vocabulary is not None:
+            vocab = encoding.check_vocabulary(list(vocabulary))
+        else:
+            encoding.check_present(xs, "text", features[0])
+            vocab = encoding.build_vocabulary(xs, enc)
+        enc["vocabulary_size"] = len(vocab)
+        packed_x = encoding.tokenize(xs, enc, vocab, features[0])
+        feature_shape = list(packed_x.shape[1:])
     del xs
     y, classes = _encode_labels(ys, task, col.is_integer, like, label, rel.display)
     del ys
@@ -101,7 +131,8 @@ def load_dataset(plpy: Any, name: str, source: str, features: list[str] | None,
     else:
         method = normalize
         if method == "auto":
-            method = "standard" if len(feature_shape) == 1 else "none"
+            method = "standard" if len(feature_shape) == 1 and enc["kind"] == "numeric" \
+                else "none"
         norm = _fit_normalization(packed_x, method)
     packed_x = _apply_normalization(packed_x, norm)
 
@@ -124,15 +155,16 @@ def load_dataset(plpy: Any, name: str, source: str, features: list[str] | None,
     dataset_id = plpy.execute(plpy.prepare(
         "insert into cerebro.datasets (name, source, features, label, task, classes, "
         "feature_shape, normalization, statistics, num_rows, num_partitions, buffer_rows, "
-        "rows_per_partition, seed, like_dataset) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-        "$10, $11, $12, $13, $14, (select dataset_id from cerebro.datasets where name = $15)) "
+        "rows_per_partition, seed, like_dataset, encoding, vocabulary) values ($1, $2, $3, $4, "
+        "$5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
+        "(select dataset_id from cerebro.datasets where name = $15), $16, $17) "
         "returning dataset_id",
         ["text", "text", "jsonb", "text", "text", "jsonb", "int[]", "jsonb", "jsonb", "bigint",
-         "int", "int", "bigint[]", "bigint", "text"]),
+         "int", "int", "bigint[]", "bigint", "text", "jsonb", "text[]"]),
         [name, rel.display, json.dumps(list(features)), label, task,
          json.dumps(classes) if classes is not None else None, feature_shape,
          json.dumps(norm), json.dumps(stats), n, num_partitions, buffer_rows,
-         [len(p) for p in parts], seed, like_dataset])[0]["dataset_id"]
+         [len(p) for p in parts], seed, like_dataset, json.dumps(enc), vocab])[0]["dataset_id"]
 
     insert = plpy.prepare(
         "insert into cerebro.buffers (dataset_id, __dist_key__, buffer_id, num_rows, x, y) "
@@ -163,10 +195,58 @@ def _load_like(plpy: Any, like_name: str) -> dict[str, Any]:
     if not rows:
         raise CerebroError(f"like_dataset {like_name!r} does not exist")
     r = dict(rows[0])
-    for k in ("features", "classes", "normalization"):
+    for k in ("features", "classes", "normalization", "encoding"):
         if r[k] is not None:
             r[k] = json.loads(r[k])
     return r
+
+
+def _encoding(rel: Relation, features: list[str], like: dict | None, like_name: str | None,
+              image_size: list[int] | None, channels: int | None, max_length: int | None,
+              vocabulary_size: int | None, lowercase: bool | None,
+              vocabulary: list[str] | None) -> dict[str, Any]:
+    """How source rows become tensors: numeric, image (one bytea column), text (one text)."""
+    col = rel.columns.get(features[0]) if len(features) == 1 else None
+    kind = "numeric"
+    if col is not None and col.type_name == "bytea":
+        kind = "image"
+    elif col is not None and col.category == "S":
+        kind = "text"
+    else:
+        for f in features:
+            c = rel.columns.get(f)
+            if c is not None and (c.type_name == "bytea" or c.category == "S"):
+                raise CerebroError(
+                    f"feature {f!r} has type {c.type_name}; image and text features must be the "
+                    "only feature of a dataset",
+                    hint=f"load it alone: features => ARRAY['{f}']")
+    given = {"image_size": image_size, "channels": channels, "max_length": max_length,
+             "vocabulary": vocabulary, "vocabulary_size": vocabulary_size,
+             "lowercase": lowercase}
+    allowed = {"numeric": set(), "image": {"image_size", "channels"},
+               "text": {"max_length", "vocabulary", "vocabulary_size", "lowercase"}}[kind]
+    stray = [k for k, v in given.items() if v is not None and k not in allowed]
+    if like:
+        stray = [k for k, v in given.items() if v is not None]
+        enc = dict(like.get("encoding") or {"kind": "numeric"})
+        if enc["kind"] != kind:
+            raise CerebroError(f"dataset {like_name!r} has {enc['kind']} features but "
+                               f"{features[0] if kind != 'numeric' else 'these'} are {kind}")
+        if stray:
+            raise CerebroError(f"{', '.join(stray)} cannot be given with like_dataset",
+                               hint=f"the encoding of {like_name!r} is reused as it is")
+        return enc
+    if stray:
+        what = "numeric features" if kind == "numeric" else f"{kind} feature {features[0]!r}"
+        raise CerebroError(f"{', '.join(stray)} does not apply to {what}",
+                           hint="image_size/channels are for one bytea column of images; "
+                                "max_length/vocabulary/vocabulary_size/lowercase for one text "
+                                "column")
+    if kind == "image":
+        return encoding.image_encoding(image_size, channels, features[0])
+    if kind == "text":
+        return encoding.text_encoding(max_length, vocabulary_size, lowercase, features[0])
+    return {"kind": "numeric"}
 
 
 def _feature_sql(rel: Relation, features: list[str]) -> tuple[str, list[str]]:
@@ -332,3 +412,48 @@ def drop_dataset(plpy: Any, name: str) -> bool:
     if not rows:
         raise CerebroError(f"dataset {name!r} does not exist")
     return True
+
+
+def featurizer(plpy: Any, ds: dict[str, Any], rel: Relation
+               ) -> tuple[str, Callable[[list[Any], int], np.ndarray]]:
+    """Encode new rows of ``rel`` exactly as dataset ``ds`` was encoded (for predict).
+
+    Returns the SQL expression that yields one raw ``x`` per row and a function turning a
+    batch of raw values (and the 1-based row number of its first row) into model input.
+    """
+    features = ds["features"]
+    enc = ds.get("encoding") or {"kind": "numeric"}
+    missing = [f for f in features if enc["kind"] != "numeric" and f not in rel.columns]
+    if missing:
+        raise CerebroError(f"column {missing[0]!r} does not exist in {rel.display}",
+                           hint=f"the model was trained on features {features}")
+    if enc["kind"] == "numeric":
+        feature_sql, arrays = _feature_sql(rel, features)
+        x_sql = f"array_send({feature_sql})"
+    else:
+        col = rel.columns[features[0]]
+        want = "bytea" if enc["kind"] == "image" else "text"
+        if (want == "bytea") != (col.type_name == "bytea") or \
+                (want == "text" and col.category != "S"):
+            raise CerebroError(f"column {features[0]!r} of {rel.display} has type "
+                               f"{col.type_name}; the model reads {enc['kind']} from it")
+        x_sql = plpy.quote_ident(features[0])
+    shape = list(ds["feature_shape"])
+
+    def encode(xs: list[Any], first_row: int) -> np.ndarray:
+        if enc["kind"] == "numeric":
+            try:
+                x, got = _decode_features(xs, features, arrays)
+            except CerebroError as e:
+                raise CerebroError(f"{e.message} (batch starting at row {first_row})",
+                                   hint=e.hint) from None
+            if got != shape:
+                raise CerebroError(f"features of {rel.display} have shape {got}, the model "
+                                   f"was trained on {shape}")
+        elif enc["kind"] == "image":
+            x = encoding.decode_images(xs, enc, features[0], first_row)
+        else:
+            x = encoding.tokenize(xs, enc, ds["vocabulary"], features[0], first_row)
+        return _apply_normalization(x, ds["normalization"])
+
+    return x_sql, encode

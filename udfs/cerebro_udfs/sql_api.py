@@ -137,3 +137,25 @@ def launch(plpy: Any, *args: Any) -> int:
     from .launch import launch as _launch      # imported on use: only launch needs search
 
     return _launch(plpy, *args)
+
+
+@sql_errors
+def evaluate(plpy: Any, config_id: int, dataset: str, epoch: int | None) -> str:
+    from . import inference
+
+    return inference.evaluate(plpy, config_id, dataset, epoch)
+
+
+@sql_errors
+def predict(plpy: Any, config_id: int, source: str, output: str, key: str | None,
+            epoch: int | None, batch_rows: int | None) -> int:
+    from . import inference
+
+    return inference.predict(plpy, config_id, source, output, key, epoch, batch_rows)
+
+
+@sql_errors
+def export_model(plpy: Any, config_id: int, epoch: int | None) -> bytes:
+    from . import inference
+
+    return inference.export_model(plpy, config_id, epoch)
