@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def sections() -> dict[str, str]:
     """SQL of each walkthrough section, by its heading."""
     text = (ROOT / "README.md").read_text()
-    body = text[text.index("## Walkthrough in psql"):text.index("## Reference")]
+    start = text.index("## Walkthrough in psql")
+    body = text[start:text.index("\n## ", start)]
     parts = re.split(r"^### ", body, flags=re.M)[1:]
     return {p.splitlines()[0]: "\n".join(re.findall(r"```sql\n(.*?)```", p, re.S))
             for p in parts}
@@ -51,7 +52,7 @@ def test_readme_walkthrough(server_dsn, tmp_path):
         c.execute("select setseed(0.5)")
     steps = sections()
     names = list(steps)
-    assert [n.split(".")[0] for n in names] == ["1", "2", "3", "4", "5", "6"]
+    assert [n.split(".")[0] for n in names] == ["1", "2", "3", "4", "5", "6", "7"]
     automl, drill = steps[names[3]].split("-- then drill down")
     drill = "-- then drill down" + drill
     psql(dsn, steps[names[0]] + steps[names[1]], tmp_path)       # load, launch
@@ -84,6 +85,12 @@ def test_readme_walkthrough(server_dsn, tmp_path):
         best = c.execute("select best_objective from cerebro.leaderboard where "
                          "workload = 'pts-v1' and rank = 1").fetchone()[0]
         assert best < 0.3
+        psql(dsn, steps[names[6]], tmp_path)                      # use the winner
+        assert c.execute("select count(*), count(distinct id), avg((probability > 0.5)::int) "
+                         "from pts_scores").fetchone() == (2000, 2000, 1)
+        right = c.execute("select avg((s.lbl = p.lbl)::int) from pts_scores s "
+                          "join pts p using (id)").fetchone()[0]
+        assert right > 0.9
         actions = {r[0] for r in c.execute("select distinct action from cerebro.events")}
         assert {"launch", "add", "clone", "max_epochs", "priority", "pause",
                 "drill_down", "completed"} <= actions
