@@ -51,7 +51,7 @@ create or replace function cerebro.run_subepoch(
     state bytea default null, seed bigint default 0, epoch int default 0
 ) returns cerebro.subepoch_result language plpython3u as $$
 from cerebro_udfs.sql_api import run_unit
-return run_unit(plpy, "train", model, dataset, partition, params, state, seed, epoch)
+return run_unit(plpy, "train", model, dataset, partition, params, state, seed, epoch, GD=GD)
 $$;
 
 -- Convenience for psql: evaluate a state on one partition (or all, partition => NULL).
@@ -60,18 +60,68 @@ create or replace function cerebro.run_evaluation(
     partition int default null
 ) returns cerebro.eval_result language plpython3u as $$
 from cerebro_udfs.sql_api import run_unit
-return run_unit(plpy, "eval", model, dataset, partition, params, state, 0, 0)
+return run_unit(plpy, "eval", model, dataset, partition, params, state, 0, 0, GD=GD)
 $$;
 
--- The header of a model state (format, config, epoch, partitions done, array table).
+-- The header of a model state (format, config, epoch, partitions done, array table). For a
+-- chunked state's reference: {"chunked": true, "blob", "size", "chunks"}.
 create or replace function cerebro.state_info(state bytea) returns jsonb
 language plpython3u immutable strict as $$
 import json
+from cerebro_udfs import chunks
 from cerebro_udfs.state import read_header
+if chunks.is_ref(state):
+    blob_id, info = chunks.parse_ref(state)
+    return json.dumps({"chunked": True, "blob": blob_id.hex(), **info})
 h = read_header(state)
 h.pop("_payload_start", None)
 h["bytes"] = len(state)
 return json.dumps(h)
+$$;
+
+-- Internal (chunked states, see udfs/cerebro_udfs/chunks.py): assemble chunk `seq` of a blob
+-- in this backend, in order, for the next training or evaluation statement to use.
+create or replace function cerebro._stash_chunk(blob bytea, seq int, data bytea, chunks int)
+returns bigint language plpython3u as $$
+from cerebro_udfs.chunks import stash_chunk
+return stash_chunk(GD, blob, seq, data, chunks)
+$$;
+
+-- Internal: stash every chunk of the state `ref` refers to (nothing for an inline state).
+create or replace function cerebro._stash_state(ref bytea) returns bigint
+language sql as $$
+select coalesce(max(cerebro._stash_chunk(c.blob, c.seq, c.data,
+                    (convert_from(substring(ref from 25), 'UTF8')::jsonb->>'chunks')::int)), 0)
+  from (select blob, seq, data from cerebro.state_chunks
+         where substring(ref from 1 for 8) = '\x4352424348554e4b'::bytea
+           and blob = substring(ref from 9 for 16)
+         order by seq) c
+$$;
+
+-- Internal: the chunk rows of a state the training aggregate kept in this backend because it
+-- was too large to return (no rows for an inline state).
+create or replace function cerebro._unstash_chunks(state bytea)
+returns table (blob bytea, seq int, data bytea) language plpython3u as $$
+from cerebro_udfs.chunks import unstash
+return unstash(GD, state)
+$$;
+
+-- Remove chunks no state or checkpoint refers to (all, or only `blob`'s). Returns rows removed.
+create or replace function cerebro._drop_unreferenced_chunks(only_blob bytea default null)
+returns bigint language sql as $$
+with refs as (
+    select substring(state from 9 for 16) as blob from cerebro.states
+     where substring(state from 1 for 8) = '\x4352424348554e4b'::bytea
+    union
+    select substring(state from 9 for 16) from cerebro.checkpoints
+     where substring(state from 1 for 8) = '\x4352424348554e4b'::bytea
+), gone as (
+    delete from cerebro.state_chunks c
+     where (only_blob is null or c.blob = only_blob)
+       and not exists (select 1 from refs where refs.blob = c.blob)
+    returning 1
+)
+select count(*) from gone
 $$;
 
 -- What this backend keeps in its GD cache (decoded partitions, compiled models).

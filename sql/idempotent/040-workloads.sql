@@ -170,6 +170,7 @@ begin
         raise exception 'cerebro: workload % does not exist', quote_literal(name)
               using errcode = '22023';
     end if;
+    perform cerebro._drop_unreferenced_chunks();
     return true;
 end
 $$;

@@ -6,7 +6,7 @@
 create or replace function cerebro.evaluate(config_id int, dataset text, epoch int default null)
 returns jsonb language plpython3u as $$
 from cerebro_udfs.sql_api import evaluate
-return evaluate(plpy, config_id, dataset, epoch)
+return evaluate(plpy, GD, config_id, dataset, epoch)
 $$;
 
 -- Score every row of `source` (raw rows, encoded like the training data) into the new table

@@ -79,8 +79,16 @@ with r as (
   on conflict (config_id) do update
      set epoch = excluded.epoch, partitions_done = excluded.partitions_done,
          state = excluded.state, updated_at = excluded.updated_at
+), c as (   -- a state too large for one value comes back as a reference plus chunk rows
+  insert into cerebro.state_chunks (blob, seq, data)
+  select u.blob, u.seq, u.data from r, lateral cerebro._unstash_chunks((res).state) u
 )
 select (res).loss, (res).metrics, (res).rows, (res).seconds from r
+"""
+# the input state when it is a chunked reference (NULL for an inline state)
+_INPUT_REF = """
+select state from (select {state} as state) s
+ where substring(state from 1 for 8) = '\\x4352424348554e4b'::bytea
 """
 _STATE_FROM_STATES = ("(select state from cerebro.states where config_id = %(config_id)s "
                       "and epoch = %(epoch)s and partitions_done = %(done)s::int[])")
@@ -93,6 +101,14 @@ select (res).loss, (res).metrics, (res).rows, (res).seconds from (
          within group (order by buffer_id, x, y, num_rows) as res
     from cerebro.buffers where dataset_id = {dataset} and __dist_key__ = {partition}) r
 """
+
+
+# States above CEREBRO_STATE_INLINE_MAX bytes are stored as chunks of
+# CEREBRO_STATE_CHUNK_BYTES (defaults in cerebro_udfs.chunks); read from this process's
+# environment so that a test can force small states through the chunked path.
+_STATE_LIMITS = {k: int(os.environ[e]) for k, e in (
+    ("state_inline_max", "CEREBRO_STATE_INLINE_MAX"),
+    ("state_chunk_bytes", "CEREBRO_STATE_CHUNK_BYTES")) if os.environ.get(e)}
 
 
 class StateLost(Exception):
@@ -180,6 +196,11 @@ class Scheduler:
                       "where ended_at is null").rowcount
         if n:
             log.info("recovered: %d unit(s) in flight were lost and will run again", n)
+        # chunks of states lost with the unlogged states table (crash) or left by a unit
+        # that died between writing them and committing are unreferenced now
+        gone = c.execute("select cerebro._drop_unreferenced_chunks()").fetchone()[0]
+        if gone:
+            log.info("recovered: removed %d unreferenced state chunk(s)", gone)
 
     # -- reading the tables --------------------------------------------------------------
     def _dataset(self, dataset_id: int) -> dict[str, Any]:
@@ -277,8 +298,10 @@ class Scheduler:
 
     def _cfg(self, unit: Unit, dataset: dict[str, Any]) -> str:
         v = unit.view
-        return json.dumps(training_config(dataset, v.extra["params"], v.extra["seed"],
-                                          unit.partition, unit.epoch, v.config_id))
+        cfg = training_config(dataset, v.extra["params"], v.extra["seed"], unit.partition,
+                              unit.epoch, v.config_id)
+        cfg.update(_STATE_LIMITS)
+        return json.dumps(cfg)
 
     def _train(self, conn: psycopg.Connection, unit: Unit) -> dict[str, Any]:
         v = unit.view
@@ -294,10 +317,14 @@ class Scheduler:
             state_sql = _STATE_FROM_STATES
         else:
             state_sql = _STATE_FROM_CHECKPOINT
+        ref = self._stash_input(conn, state_sql, args)
         query = sql.SQL(_TRAIN).format(state=sql.SQL(state_sql),
                                        dataset=sql.Literal(v.extra["train"]["dataset_id"]),
                                        partition=sql.Literal(unit.partition))
         loss, metrics, rows, seconds = conn.execute(query, args).fetchone()
+        if ref is not None:     # the previous sub-epoch's chunks, unless a checkpoint keeps them
+            conn.execute("select cerebro._drop_unreferenced_chunks(substring(%s from 9 for 16))",
+                         [ref])
         if self._epoch_complete(unit):
             self._lock_workload(conn, v)
         conn.execute("update cerebro.configs set partitions_done = %s::int[], lost_units = 0, "
@@ -313,11 +340,24 @@ class Scheduler:
                             "epoch = %(epoch)s and partitions_done = %(done)s::int[]",
                             args).fetchone():
             raise StateLost()
+        self._stash_input(conn, _STATE_FROM_STATES, args)
         query = sql.SQL(_EVAL).format(state=sql.SQL(_STATE_FROM_STATES),
                                       dataset=sql.Literal(v.extra["valid"]["dataset_id"]),
                                       partition=sql.Literal(unit.partition))
         loss, metrics, rows, seconds = conn.execute(query, args).fetchone()
         return {"loss": loss, "metrics": metrics, "rows": rows, "seconds": seconds}
+
+    @staticmethod
+    def _stash_input(conn: psycopg.Connection, state_sql: str, args: dict[str, Any]
+                     ) -> bytes | None:
+        """A chunked input state is assembled in the worker's backend before the unit runs
+        (the bytes stay in the server); returns its reference, or None for an inline state."""
+        row = conn.execute(sql.SQL(_INPUT_REF).format(state=sql.SQL(state_sql)), args
+                           ).fetchone()
+        if row is None:
+            return None
+        conn.execute("select cerebro._stash_state(%s)", [row[0]])
+        return row[0]
 
     @staticmethod
     def _epoch_complete(unit: Unit) -> bool:

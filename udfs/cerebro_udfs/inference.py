@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from . import models, packing, state
+from . import chunks, models, packing, state
 from .catalog import resolve_relation
 from .errors import CerebroError
 
@@ -57,7 +57,8 @@ class Winner:
                                hint=f"checkpointed epochs: {have}")
         self.config_id = config_id
         self.epoch = int(ckpt[0]["epoch"])
-        self.blob = bytes(ckpt[0]["state"])
+        self.ref = bytes(ckpt[0]["state"])
+        self.blob = chunks.fetch(plpy, self.ref)       # the bytes of a chunked state
         self.params = json.loads(c["params"])
         self.seed = int(c["seed"])
         self.workload = c["workload"]
@@ -90,7 +91,7 @@ def dataset_row(plpy: Any, where: str, type_: str, value: Any) -> dict[str, Any]
     return r
 
 
-def evaluate(plpy: Any, config_id: int, dataset: str, epoch: int | None) -> str:
+def evaluate(plpy: Any, GD: dict, config_id: int, dataset: str, epoch: int | None) -> str:
     """Loss and metrics of a checkpoint on every row of ``dataset`` (jsonb)."""
     w = Winner(plpy, config_id, epoch)
     ds = dataset_row(plpy, "name = $1", "text", dataset)
@@ -102,8 +103,12 @@ def evaluate(plpy: Any, config_id: int, dataset: str, epoch: int | None) -> str:
                 hint=f"load it with like_dataset => '{w.train['name']}'")
     cfg = models.training_config(w.train, w.params, w.seed, None, w.epoch, config_id)
     spec = {k: w.spec[k] for k in ("name", "kind", "entry_point", "source")}
+    arg = w.blob
+    if chunks.is_ref(w.ref):            # too large to pass: the aggregate finds it in GD
+        chunks.stash_whole(GD, w.ref, w.blob)
+        arg = w.ref
     r = plpy.execute(plpy.prepare(_AGG_SQL, ["bytea", "jsonb", "jsonb", "int"]),
-                     [w.blob, json.dumps(spec), json.dumps(cfg), ds["dataset_id"]])[0]
+                     [arg, json.dumps(spec), json.dumps(cfg), ds["dataset_id"]])[0]
     out = {"config_id": config_id, "epoch": w.epoch, "dataset": dataset, "loss": r["loss"]}
     out.update(json.loads(r["metrics"]) if r["metrics"] else {})
     out["rows"] = r["rows"]

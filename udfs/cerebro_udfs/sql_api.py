@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from . import models, packing, training
+from . import chunks, models, packing, training
 from .errors import CerebroError, sql_errors
 from .guard import segment_safe
 
+MAX_VALUE_BYTES = (1 << 30) - (1 << 20)   # PostgreSQL's 1 GB limit, less room for headers
 load_dataset = sql_errors(packing.load_dataset)
 drop_dataset = sql_errors(packing.drop_dataset)
 train_final = sql_errors(training.train_final)
@@ -79,7 +80,8 @@ _AGG_SQL = (
 
 @sql_errors
 def run_unit(plpy: Any, kind: str, model: str, dataset: str, partition: int | None,
-             params_json: str | None, blob: bytes | None, seed: int, epoch: int) -> dict:
+             params_json: str | None, blob: bytes | None, seed: int, epoch: int,
+             GD: dict | None = None) -> dict:
     """Run the train or eval aggregate on one partition (or, for eval, the whole dataset)."""
     if kind == "train" and partition is None:
         raise CerebroError("a sub-epoch trains on one partition: give partition => N")
@@ -93,7 +95,17 @@ def run_unit(plpy: Any, kind: str, model: str, dataset: str, partition: int | No
     args = [blob, spec_json, cfg_json, dataset_id] + ([partition] if partition is not None
                                                      else [])
     rows = plpy.execute(plpy.prepare(_AGG_SQL.format(agg=agg, where=where), types), args)
-    return dict(rows[0])
+    out = dict(rows[0])
+    if kind == "train" and chunks.is_ref(out["state"]):
+        # larger than the aggregate may return inline: join it if one value can hold it
+        data = b"".join(c[2] for c in chunks.unstash(GD, out["state"]))
+        if len(data) > MAX_VALUE_BYTES:
+            raise CerebroError(
+                f"the new state has {len(data)} bytes, more than one PostgreSQL value holds "
+                "(1 GB)", hint="train it with cerebro.launch: the scheduler stores large "
+                               "states in chunks")
+        out["state"] = data
+    return out
 
 
 @sql_errors
@@ -140,10 +152,10 @@ def launch(plpy: Any, *args: Any) -> int:
 
 
 @sql_errors
-def evaluate(plpy: Any, config_id: int, dataset: str, epoch: int | None) -> str:
+def evaluate(plpy: Any, GD: dict, config_id: int, dataset: str, epoch: int | None) -> str:
     from . import inference
 
-    return inference.evaluate(plpy, config_id, dataset, epoch)
+    return inference.evaluate(plpy, GD, config_id, dataset, epoch)
 
 
 @sql_errors

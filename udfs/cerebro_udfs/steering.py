@@ -98,7 +98,9 @@ def _architecture_change(plpy: Any, w: dict, parent: dict, params: dict,
     """Compare the variable shapes the new params build with those of the checkpoint."""
     from . import models, state
 
-    header = state.read_header(blob)
+    from . import chunks
+
+    header = state.read_header(chunks.fetch(plpy, blob))
     saved = [tuple(a["shape"]) for a in header["arrays"] if a["section"] == "model"]
     spec_rows = plpy.execute(plpy.prepare(
         "select name, kind, entry_point, source from cerebro.models where model_id = $1",

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from . import cache, interrupts, models, state
+from . import cache, chunks, interrupts, models, state
 from .errors import CerebroError
 from .guard import segment_safe
 
@@ -125,6 +125,7 @@ def train_final(plpy: Any, GD: dict, token: int | None, blob: bytes | None,
                 spec_json: str, cfg_json: str) -> dict[str, Any]:
     """Final function of ``cerebro.train_subepoch``: one pass over one partition."""
     buffers = _take(GD, token)
+    blob = chunks.resolve(GD, blob)
     with segment_safe(plpy):
         spec, cfg = _parse(spec_json, cfg_json)
         x, y = _partition_arrays(GD, buffers, cfg)
@@ -149,7 +150,8 @@ def train_final(plpy: Any, GD: dict, token: int | None, blob: bytes | None,
             done.append(cfg["partition"])
         meta = {"config_id": cfg.get("config_id"), "epoch": cfg.get("epoch"),
                 "partitions_done": done}
-        new_state = state.capture(model, meta).to_bytes()
+        new_state = chunks.spill(GD, state.capture(model, meta).to_bytes(),
+                                 cfg.get("state_inline_max"), cfg.get("state_chunk_bytes"))
         return {"state": new_state, "loss": loss, "metrics": json.dumps(logs),
                 "rows": int(x.shape[0]), "seconds": seconds}
 
@@ -158,6 +160,7 @@ def eval_final(plpy: Any, GD: dict, token: int | None, blob: bytes | None,
                spec_json: str, cfg_json: str) -> dict[str, Any]:
     """Final function of ``cerebro.evaluate_partition``: loss and metrics of a state."""
     buffers = _take(GD, token)
+    blob = chunks.resolve(GD, blob)
     with segment_safe(plpy):
         spec, cfg = _parse(spec_json, cfg_json)
         if blob is None:
