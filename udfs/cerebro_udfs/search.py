@@ -98,6 +98,8 @@ def _describe(spec: dict[str, Any]) -> str:
         return f"{'an integer' if kind == 'int' else 'a number'} in [{lo}, {hi}]"
     if kind == "int_list":
         return "a non-empty list of positive integers, e.g. [64, 32]"
+    if kind == "path":
+        return "a path to a .weights.h5 or .keras file the server can read"
     return f"a value of type {kind}" if kind else "any JSON value"
 
 
@@ -123,6 +125,9 @@ def _check_value(name: str, value: Any, spec: dict[str, Any]) -> None:
             and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
         raise CerebroError(f"parameter {name!r} must be a non-empty list of positive integers "
                            f"(layer sizes), got {value!r}", hint=hint)
+    if kind == "path" and not (value is None or (isinstance(value, str) and value)):
+        raise CerebroError(f"parameter {name!r} must be a file path (text), got {value!r}",
+                           hint=f"e.g. '/data/weights/{name}.weights.h5'")
     if kind == "choice" and isinstance(spec.get("values"), list) \
             and not any(_same(value, v) for v in spec["values"]):
         raise CerebroError(f"parameter {name!r}: {value!r} is not one of {spec['values']}",
@@ -349,11 +354,12 @@ def sample(space: Space, n: int, seed: int) -> list[dict[str, Any]]:
 
 # -- schema defaults and objectives ---------------------------------------------------------
 def defaults(param_schema: dict[str, Any]) -> dict[str, Any]:
-    """The ``default`` of every schema entry that has one."""
+    """The ``default`` of every schema entry that has one (a null default means "not set",
+    e.g. no initial weights file, and is left out of the config's parameters)."""
     if not isinstance(param_schema, dict):
         return {}
     return {k: copy.deepcopy(v["default"]) for k, v in sorted(param_schema.items())
-            if isinstance(v, dict) and "default" in v}
+            if isinstance(v, dict) and v.get("default") is not None}
 
 
 def objective_direction(objective: str) -> str:
