@@ -936,6 +936,30 @@ language sql stable as $$
      order by e.at, e.event_id
 $$;
 
+-- ==== idempotent/060-petastorm.sql ====
+-- Petastorm and Parquet import: a dataset directory (or file) the server can read becomes a
+-- table ready for cerebro.load_dataset.
+
+-- Import the Petastorm dataset (Unischema in _common_metadata; scalar, ndarray, compressed
+-- ndarray and image codecs) or plain Parquet at `url` (file:///path or /path) into table
+-- `table_name` (default: `name`, in schema public). ndarrays become numeric arrays that keep
+-- their shape; images become smallint[] H x W x C pixels (`images => 'array'`) or their
+-- PNG/JPEG bytes (`images => 'bytes'`, for load_dataset's image_size). Reads `batch_rows` rows
+-- at a time; `if_exists`: 'error', 'append' or 'replace'. Returns the rows imported. The
+-- Unischema pickle is read with an allow-list: nothing else is ever unpickled.
+-- `cerebro import-petastorm` does the same from the client side (files local to the client).
+create or replace function cerebro.import_petastorm(
+    name text,
+    url text,
+    table_name text default null,
+    batch_rows int default null,
+    images text default 'array',
+    if_exists text default 'error'
+) returns bigint language plpython3u as $$
+from cerebro_udfs.sql_api import import_petastorm
+return import_petastorm(plpy, name, url, table_name, batch_rows, images, if_exists)
+$$;
+
 -- ==== idempotent/070-winner.sql ====
 -- Using the winner: evaluate, predict with and export a trained config. Each starts from the
 -- config's latest checkpoint (or `epoch`), the model the leaderboard ranked.

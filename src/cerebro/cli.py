@@ -167,6 +167,38 @@ def export_model(config_id: int, output: str, epoch: int | None, dsn_: str | Non
     click.echo(f"wrote {output} ({len(data)} bytes): config {config_id}")
 
 
+@main.command("import-petastorm")
+@click.argument("url")
+@click.argument("name")
+@click.option("--table", default=None, help="table to create (default: NAME, in public)")
+@click.option("--batch-rows", type=int, default=None, help="rows read and sent at a time")
+@click.option("--images", type=click.Choice(["array", "bytes"]), default="array",
+              help="image fields as smallint[] pixels (array) or their PNG/JPEG bytes")
+@click.option("--if-exists", type=click.Choice(["error", "append", "replace"]),
+              default="error")
+@click.option("--dsn", "dsn_", default=None,
+              help="database (default: CEREBRO_DSN, else the embedded default)")
+def import_petastorm(url: str, name: str, table: str | None, batch_rows: int | None,
+                     images: str, if_exists: str, dsn_: str | None) -> None:
+    """Import the Petastorm (or Parquet) dataset at URL, read on this machine, as table NAME.
+
+    The result is ready for cerebro.load_dataset; see cerebro.import_petastorm for the
+    server-side variant and the column types.
+    """
+    from cerebro_udfs.errors import CerebroError
+
+    from .petastorm_cli import import_dataset
+
+    target = dsn_ or os.environ.get("CEREBRO_DSN") or Cluster.default().conninfo()
+    try:
+        n = import_dataset(target, url, table or name, batch_rows, images, if_exists)
+    except CerebroError as e:
+        _fail(RuntimeError(e.message + (f" ({e.hint})" if e.hint else "")))
+    except psycopg.Error as e:
+        _fail(RuntimeError(e.diag.message_primary or str(e)))
+    click.echo(f"imported {n} rows into {table or name}")
+
+
 @main.command("build-sql")
 def build_sql() -> None:
     """Rebuild extension/cerebro--<version>.sql from sql/."""

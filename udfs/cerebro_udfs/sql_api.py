@@ -171,3 +171,12 @@ def export_model(plpy: Any, config_id: int, epoch: int | None) -> bytes:
     from . import inference
 
     return inference.export_model(plpy, config_id, epoch)
+
+
+@sql_errors
+def import_petastorm(plpy: Any, name: str, url: str, table_name: str | None,
+                     batch_rows: int | None, images: str, if_exists: str) -> int:
+    from . import petastorm_import
+
+    return petastorm_import.import_petastorm(plpy, name, url, table_name, batch_rows, images,
+                                             if_exists)
