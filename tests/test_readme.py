@@ -94,3 +94,52 @@ def test_readme_walkthrough(server_dsn, tmp_path):
         actions = {r[0] for r in c.execute("select distinct action from cerebro.events")}
         assert {"launch", "add", "clone", "max_epochs", "priority", "pause",
                 "drill_down", "completed"} <= actions
+
+
+def seed_sections() -> dict[str, str]:
+    text = (ROOT / "README.md").read_text()
+    start = text.index("## The five seed workloads")
+    body = text[start:text.index("\n## ", start + 1)]
+    parts = re.split(r"^### ", body, flags=re.M)[1:]
+    return {p.splitlines()[0]: "\n".join(re.findall(r"```sql\n(.*?)```", p, re.S))
+            for p in parts}
+
+
+def test_seed_workloads_sql_runs_on_tables_of_the_same_shape(server_dsn, tmp_path):
+    """The X-ray and review workloads load, validate and launch as written (the scheduler is
+    not started: that the roster models train is tests/test_roster.py's job)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    dsn = fresh_database(server_dsn, "cerebro_test_readme_seed")
+    rng = np.random.default_rng(2)
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("create table xray (id int primary key, image bytea, label text, split text)")
+        c.execute("create table reviews (id int primary key, review text, sentiment text, "
+                  "split text)")
+        for i in range(12):
+            b = io.BytesIO()
+            Image.fromarray((rng.random((48, 40)) * 255).astype(np.uint8)).save(b, "PNG")
+            split = "val" if i % 3 == 0 else "train"
+            c.execute("insert into xray values (%s, %s, %s, %s)",
+                      (i, b.getvalue(), "pneumonia" if i % 2 else "normal", split))
+            c.execute("insert into reviews values (%s, %s, %s, %s)",
+                      (i, f"a {'great' if i % 2 else 'dull'} film, number {i}",
+                       "pos" if i % 2 else "neg", split))
+    seeds = seed_sections()
+    sql_text = "".join(v for k, v in seeds.items() if k.startswith(("Chest", "Movie")))
+    assert sql_text.count("cerebro.launch") == 4
+    psql(dsn, sql_text, tmp_path)
+    with psycopg.connect(dsn, autocommit=True) as c:
+        shapes = dict(c.execute("select name, feature_shape from cerebro.datasets"))
+        assert shapes == {"xray_train": [224, 224, 3], "xray_valid": [224, 224, 3],
+                          "reviews_train": [128], "reviews_valid": [128]}
+        launched = dict(c.execute("select w.name || ':' || m.name, count(c.*) from "
+                                  "cerebro.workloads w join cerebro.models m using (model_id) "
+                                  "left join cerebro.configs c using (workload_id) "
+                                  "group by 1"))
+    assert launched["xray-resnet50:resnet50"] == 4 and launched["reviews-bert:bert_base"] == 4
+    assert launched["xray-mobilenet:mobilenet"] >= 1
+    assert launched["reviews-distilbert:distilbert"] >= 1
