@@ -6,7 +6,11 @@ throwaway environment, never in cerebro's (cerebro reads the files without petas
     python3.11 -m venv /tmp/pst-venv
     /tmp/pst-venv/bin/pip install "petastorm==0.13.1" "pyarrow<15" "pyspark==3.5.*" \
         "numpy<2" "pandas<2.2" opencv-python-headless          # and a Java 17 runtime
-    /tmp/pst-venv/bin/python tools/make_petastorm_fixture.py
+    /tmp/pst-venv/bin/python tools/make_petastorm_fixture.py      # from the repository root
+
+The committed fixtures were written with Python 3.11.7, petastorm 0.13.1, pyarrow 14.0.2,
+pyspark 3.5.9 (local[2], OpenJDK 17), numpy 1.26.4, pandas 2.1.4 and opencv-python-headless
+4.11.0.86. Re-running rewrites the same values (Spark picks new part-file names).
 
 Every value is a formula of the row id (see ``expected`` in tests/test_petastorm.py), so the
 test recomputes what it must read back.

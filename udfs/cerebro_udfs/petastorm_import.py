@@ -1,29 +1,35 @@
 """Reading Petastorm datasets (and plain Parquet) into rows for a PostgreSQL table.
 
-Petastorm stores its Unischema as a *pickle* in the dataset's ``_common_metadata`` and its
+Petastorm stores its Unischema as a *pickle* in the dataset's ``_common_metadata``, and its
 codecs encode ndarrays with ``np.save`` / ``np.savez_compressed`` and images with OpenCV. We
 read all of that without petastorm (which pins pyarrow < 15 and pulls in Spark):
 
 * the pickle goes through a restricted unpickler that knows only the classes a Unischema is
   made of (petastorm's schema and codec classes, pyspark's type classes, numpy scalar types)
-  and maps them to inert stand-ins here. A dataset URL is untrusted input and unpickling
-  anything else could run code, so every other class is refused by name;
-* Parquet files are read with pyarrow in record batches of ``batch_rows`` rows, so memory is
-  bounded by one batch whatever the dataset's size;
+  and maps them to inert stand-ins defined here. A dataset URL is untrusted input and
+  unpickling anything else could run code, so every other class is refused by name;
+* Parquet files are read with pyarrow in record batches of at most ``batch_rows`` rows, so
+  memory is bounded by one batch (plus one Parquet row group) whatever the dataset's size;
 * values are decoded per codec: scalars as they are, ``NdarrayCodec`` with ``np.load``
-  (``allow_pickle=False``), ``CompressedNdarrayCodec`` from its ``arr`` member, and
-  ``CompressedImageCodec`` (PNG/JPEG written by OpenCV, which stores proper RGB files) with
-  Pillow into an ``H x W x C`` array, or kept as the original bytes.
+  (``allow_pickle=False``), ``CompressedNdarrayCodec`` from the ``arr`` member of its
+  ``np.savez_compressed`` archive, and ``CompressedImageCodec`` (petastorm swaps RGB to BGR
+  before OpenCV's ``imencode``, so the PNG/JPEG file holds proper RGB) with Pillow into an
+  ``H x W x C`` array, or kept as the encoded bytes (``images => 'bytes'``).
+
+This module runs inside the database (``cerebro.import_petastorm``) and in the client
+(``cerebro import-petastorm``, which streams the rows with COPY); it never imports the client.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import pickle
 from collections import OrderedDict
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple
 from urllib.parse import unquote, urlparse
 
 import numpy as np
@@ -31,13 +37,16 @@ import numpy as np
 from .errors import CerebroError
 
 UNISCHEMA_KEY = b"dataset-toolkit.unischema.v1"
-DEFAULT_BATCH_ROWS = 1024
+MAX_BATCH_ROWS = 1024                 # default cap on rows per batch
+BATCH_BYTES = 64 << 20                # default: keep one decoded batch under ~64 MB
 IMAGE_MODES = ("array", "bytes")
+IF_EXISTS = ("error", "append", "replace")
 
 
 # ------------------------------------------------------------------ the restricted unpickler
 
 class _Field(NamedTuple):
+    """Stand-in for petastorm.unischema.UnischemaField (a NamedTuple there too)."""
     name: str
     numpy_dtype: Any
     shape: tuple
@@ -46,7 +55,7 @@ class _Field(NamedTuple):
 
 
 class _Schema:
-    """Stand-in for petastorm.unischema.Unischema (state set by pickle's BUILD)."""
+    """Stand-in for petastorm.unischema.Unischema (its state is set by pickle's BUILD)."""
     _name: str
     _fields: "OrderedDict[str, _Field]"
 
@@ -75,18 +84,37 @@ class _SparkType:
     """Stand-in for a pyspark.sql.types type: only its class name matters here."""
 
 
+class _DType:
+    """Stand-in for ``numpy.dtype(...)`` in a pickle: only simple scalar type codes."""
+
+    def __init__(self, code: Any, *_: Any) -> None:
+        if not isinstance(code, str):
+            raise CerebroError(f"the dataset's Unischema has a numpy dtype {code!r}, which "
+                               "is not a simple scalar type")
+        try:
+            self.type = np.dtype(code).type
+        except TypeError:
+            raise CerebroError(f"the dataset's Unischema has an unknown numpy dtype {code!r}"
+                               ) from None
+
+    def __setstate__(self, state: Any) -> None:   # byte order, flags: not needed
+        pass
+
+
 _CODECS = {c.__name__: c for c in (ScalarCodec, NdarrayCodec, CompressedNdarrayCodec,
                                    CompressedImageCodec)}
 _SPARK_TYPES = {n: type(n, (_SparkType,), {}) for n in (
     "ByteType", "ShortType", "IntegerType", "LongType", "FloatType", "DoubleType",
     "BooleanType", "StringType", "BinaryType", "DecimalType", "DateType", "TimestampType")}
-_NUMPY_TYPES = {n: getattr(np, n) for n in (
+_NUMPY_TYPES: dict[str, Any] = {n: getattr(np, n) for n in (
     "bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
     "float16", "float32", "float64", "str_", "bytes_")}
-_NUMPY_TYPES.update({"string_": np.bytes_, "unicode_": np.str_, "object_": np.str_})
+_NUMPY_TYPES.update({"string_": np.bytes_, "unicode_": np.str_, "dtype": _DType})
 
 
-class _Unpickler(pickle.Unpickler):
+class RestrictedUnpickler(pickle.Unpickler):
+    """Resolves only the classes a petastorm Unischema is made of, to inert stand-ins."""
+
     def find_class(self, module: str, name: str) -> Any:
         if module in ("petastorm.unischema", "petastorm.etl.dataset_metadata") \
                 and name in ("Unischema", "UnischemaField"):
@@ -95,27 +123,32 @@ class _Unpickler(pickle.Unpickler):
             return _CODECS[name]
         if module == "pyspark.sql.types" and name in _SPARK_TYPES:
             return _SPARK_TYPES[name]
-        if module == "numpy" and name in _NUMPY_TYPES:
+        if module in ("numpy", "numpy.core.multiarray", "numpy._core.multiarray") \
+                and name in _NUMPY_TYPES and (module == "numpy" or name == "dtype"):
             return _NUMPY_TYPES[name]
         if (module, name) == ("collections", "OrderedDict"):
             return OrderedDict
+        if (module, name) == ("decimal", "Decimal"):
+            return Decimal
         raise CerebroError(f"the dataset's Unischema refers to {module}.{name}, which is not "
                            "part of a Petastorm schema; refusing to unpickle it",
-                           hint="cerebro reads Unischemas made of petastorm codecs, pyspark "
-                                "types and numpy scalar types")
+                           hint="cerebro reads Unischemas made of petastorm codecs "
+                                "(ScalarCodec, NdarrayCodec, CompressedNdarrayCodec, "
+                                "CompressedImageCodec), pyspark types and numpy scalar types")
 
 
 def load_unischema(blob: bytes) -> list[_Field]:
     """The fields of a pickled Unischema, through the restricted unpickler."""
     try:
-        schema = _Unpickler(io.BytesIO(blob)).load()
+        schema = RestrictedUnpickler(io.BytesIO(blob)).load()
     except CerebroError:
         raise
     except Exception as e:  # noqa: BLE001 - a corrupt pickle can raise anything
         raise CerebroError(f"the dataset's Unischema cannot be read: {type(e).__name__}: {e}"
                            ) from None
     fields = getattr(schema, "_fields", None)
-    if not isinstance(schema, _Schema) or not isinstance(fields, dict):
+    if not isinstance(schema, _Schema) or not isinstance(fields, dict) \
+            or not all(isinstance(f, _Field) for f in fields.values()):
         raise CerebroError("the dataset's Unischema metadata is not a petastorm Unischema")
     return list(fields.values())
 
@@ -125,22 +158,28 @@ def load_unischema(blob: bytes) -> list[_Field]:
 @dataclass
 class Column:
     name: str
-    pg_type: str                   # e.g. "integer", "real[]", "bytea"
-    decode: Any                    # callable(value) -> Python value for the database
+    pg_type: str                          # e.g. "integer", "real[]", "bytea"
+    decode: Callable[[Any], Any]          # Arrow's Python value -> value for the database
+    row_bytes: int | None = None          # estimated decoded size of one value, if known
 
 
 _SCALAR_PG = {np.bool_: "boolean", np.int8: "smallint", np.int16: "smallint",
               np.int32: "integer", np.int64: "bigint", np.uint8: "smallint",
               np.uint16: "integer", np.uint32: "bigint", np.uint64: "numeric",
               np.float16: "real", np.float32: "real", np.float64: "double precision",
-              np.str_: "text", np.bytes_: "bytea"}
+              np.str_: "text", np.bytes_: "bytea", Decimal: "numeric"}
+_IMAGE_PG = {np.uint8: "smallint", np.uint16: "integer", np.int16: "smallint",
+             np.int32: "integer", np.float32: "real"}
 
 
 def _pg_scalar(dtype: Any, what: str) -> str:
+    if isinstance(dtype, _DType):
+        dtype = dtype.type
     t = _SCALAR_PG.get(dtype)
     if t is None:
         raise CerebroError(f"{what} has numpy type {getattr(dtype, '__name__', dtype)}, which "
-                           "has no PostgreSQL column type here")
+                           "has no PostgreSQL column type here",
+                           hint="booleans, integers, floats, strings and bytes are imported")
     return t
 
 
@@ -152,44 +191,74 @@ def _to_py(value: Any) -> Any:
     return value
 
 
-def _decode_image(value: bytes, images: str) -> Any:
-    if images == "bytes":
-        return bytes(value)
+def _known_size(shape: Any) -> int | None:
+    if not isinstance(shape, tuple) or any(not isinstance(d, int) for d in shape):
+        return None
+    return math.prod(shape)
+
+
+def _load_array(value: Any, member: str | None, name: str) -> Any:
+    if value is None:
+        return None
+    try:
+        arr = np.load(io.BytesIO(value), allow_pickle=False)
+        if member is not None:
+            with arr:
+                arr = arr[member]
+    except Exception as e:  # noqa: BLE001 - np.load raises many types
+        raise CerebroError(f"field {name!r} holds a value that is not a numpy "
+                           f"{'.npz archive' if member else 'array'}: {type(e).__name__}: {e}"
+                           ) from None
+    return arr.tolist()
+
+
+def _load_image(value: Any, name: str) -> Any:
+    if value is None:
+        return None
     from PIL import Image
 
-    with Image.open(io.BytesIO(bytes(value))) as img:
-        return np.asarray(img).tolist()
+    try:
+        with Image.open(io.BytesIO(value)) as img:
+            if img.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
+                img = img.convert("RGBA" if "A" in img.mode or "transparency" in img.info
+                                  else "RGB")
+            return np.asarray(img).tolist()
+    except Exception as e:  # noqa: BLE001 - Pillow raises many types
+        raise CerebroError(f"field {name!r} holds a value that is not an image Pillow can "
+                           f"decode: {type(e).__name__}: {e}") from None
 
 
 def _petastorm_columns(fields: list[_Field], images: str) -> list[Column]:
     cols = []
     for f in fields:
-        kind = f.codec.kind if isinstance(f.codec, _Codec) else "scalar"
-        what = f"field {f.name!r}"
+        if not isinstance(f.codec, _Codec):
+            raise CerebroError(f"field {f.name!r} has no codec cerebro knows "
+                               f"({type(f.codec).__name__})")
+        kind, what, size = f.codec.kind, f"field {f.name!r}", _known_size(f.shape)
         if kind == "scalar":
             if f.shape not in ((), None):
                 raise CerebroError(f"{what} has shape {f.shape} but a scalar codec")
-            cols.append(Column(f.name, _pg_scalar(f.numpy_dtype, what), _to_py))
+            cols.append(Column(f.name, _pg_scalar(f.numpy_dtype, what), _to_py, 16))
         elif kind in ("ndarray", "compressed_ndarray"):
             elem = _pg_scalar(f.numpy_dtype, what)
+            if elem in ("text", "bytea"):
+                raise CerebroError(f"{what} is an array of {elem}; arrays must hold numbers")
             member = "arr" if kind == "compressed_ndarray" else None
-
-            def decode(v: Any, member: str | None = member, name: str = f.name) -> Any:
-                if v is None:
-                    return None
-                try:
-                    arr = np.load(io.BytesIO(bytes(v)), allow_pickle=False)
-                    if member:
-                        arr = arr[member]
-                except Exception as e:  # noqa: BLE001
-                    raise CerebroError(f"field {name!r} holds a value that is not a numpy "
-                                       f"array: {type(e).__name__}: {e}") from None
-                return arr.tolist()
-            cols.append(Column(f.name, elem + "[]", decode))
+            cols.append(Column(
+                f.name, elem + "[]" * max(1, len(f.shape or ())),
+                lambda v, m=member, n=f.name: _load_array(v, m, n),
+                None if size is None else 40 * size))
         elif kind == "image":
-            cols.append(Column(f.name, "bytea" if images == "bytes" else "smallint[]",
-                               lambda v, m=images: None if v is None else _decode_image(v, m)))
-        else:
+            if images == "bytes":
+                cols.append(Column(f.name, "bytea", lambda v: v, None))
+            else:
+                dtype = f.numpy_dtype.type if isinstance(f.numpy_dtype, _DType) \
+                    else f.numpy_dtype
+                elem = _IMAGE_PG.get(dtype, "integer")
+                cols.append(Column(f.name, elem + "[]" * max(2, len(f.shape or ())),
+                                   lambda v, n=f.name: _load_image(v, n),
+                                   None if size is None else 40 * size))
+        else:  # pragma: no cover - _CODECS and this switch list the same codecs
             raise CerebroError(f"{what} uses codec {type(f.codec).__name__}, which is not known")
     return cols
 
@@ -197,26 +266,33 @@ def _petastorm_columns(fields: list[_Field], images: str) -> list[Column]:
 def _arrow_pg(t: Any, what: str) -> str:
     import pyarrow as pa
 
+    if pa.types.is_dictionary(t):
+        t = t.value_type
     simple = [(pa.types.is_boolean, "boolean"), (pa.types.is_int8, "smallint"),
               (pa.types.is_int16, "smallint"), (pa.types.is_int32, "integer"),
               (pa.types.is_int64, "bigint"), (pa.types.is_uint8, "smallint"),
               (pa.types.is_uint16, "integer"), (pa.types.is_uint32, "bigint"),
+              (pa.types.is_uint64, "numeric"),
               (pa.types.is_float16, "real"), (pa.types.is_float32, "real"),
               (pa.types.is_float64, "double precision"), (pa.types.is_string, "text"),
               (pa.types.is_large_string, "text"), (pa.types.is_binary, "bytea"),
-              (pa.types.is_large_binary, "bytea"), (pa.types.is_date, "date"),
-              (pa.types.is_timestamp, "timestamptz"), (pa.types.is_decimal, "numeric")]
+              (pa.types.is_large_binary, "bytea"), (pa.types.is_fixed_size_binary, "bytea"),
+              (pa.types.is_date, "date"), (pa.types.is_decimal, "numeric")]
     for test, pg in simple:
         if test(t):
             return pg
+    if pa.types.is_timestamp(t):
+        return "timestamptz" if t.tz else "timestamp"
     if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
-        inner = t.value_type
-        while pa.types.is_list(inner) or pa.types.is_fixed_size_list(inner):
-            inner = inner.value_type
+        depth, inner = 0, t
+        while pa.types.is_list(inner) or pa.types.is_large_list(inner) \
+                or pa.types.is_fixed_size_list(inner):
+            depth, inner = depth + 1, inner.value_type
         base = _arrow_pg(inner, what)
-        if base.endswith("[]") or base in ("bytea", "text"):
-            raise CerebroError(f"{what} is a list of {inner}; lists must hold numbers")
-        return base + "[]"
+        if base in ("bytea", "text", "date", "timestamp", "timestamptz"):
+            raise CerebroError(f"{what} is a list of {inner}; lists must hold numbers or "
+                               "booleans")
+        return base + "[]" * depth
     raise CerebroError(f"{what} has Arrow type {t}, which cerebro does not import",
                        hint="numbers, booleans, strings, binary, dates, timestamps and "
                             "(nested) lists of numbers are imported")
@@ -229,18 +305,23 @@ def _plain_columns(schema: Any) -> list[Column]:
 
 # ------------------------------------------------------------------ the dataset
 
-def local_path(url: str) -> Path:
+def local_path(url: Any) -> Path:
     """A local path from ``file://...`` or a plain path; other schemes are refused."""
     if not url or not isinstance(url, str):
         raise CerebroError("url must name a Petastorm or Parquet dataset",
                            hint="file:///path/to/dataset or /path/to/dataset")
     parsed = urlparse(url)
-    if parsed.scheme in ("", "file"):
-        path = Path(unquote(parsed.path) if parsed.scheme else url)
+    if parsed.scheme == "file":
+        if parsed.netloc not in ("", "localhost"):
+            raise CerebroError(f"file URL {url!r} names host {parsed.netloc!r}",
+                               hint="use file:///absolute/path (three slashes)")
+        path = Path(unquote(parsed.path))
+    elif parsed.scheme == "" or (len(parsed.scheme) == 1 and url[1:3] in (":\\", ":/")):
+        path = Path(url)
     else:
         raise CerebroError(f"url scheme {parsed.scheme!r} is not supported",
-                           hint="file:// URLs and local paths are (copy hdfs/s3 datasets "
-                                "to a local path first)")
+                           hint="file:// URLs and local paths are (copy hdfs:// or s3:// "
+                                "datasets to a local directory first)")
     try:
         path.stat()
         if path.is_dir():
@@ -248,9 +329,13 @@ def local_path(url: str) -> Path:
         else:
             path.open("rb").close()
     except FileNotFoundError:
-        raise CerebroError(f"{path} does not exist") from None
+        raise CerebroError(f"{path} does not exist",
+                           hint="cerebro.import_petastorm reads files on the database "
+                                "server; `cerebro import-petastorm` reads them on the client"
+                           ) from None
     except OSError as e:
         import getpass
+
         raise CerebroError(f"{path} cannot be read by OS user {getpass.getuser()!r}: "
                            f"{e.strerror}",
                            hint="make the dataset readable by that user, or import it from "
@@ -258,53 +343,84 @@ def local_path(url: str) -> Path:
     return path
 
 
-class Dataset:
-    """The files, columns and rows of one Petastorm or Parquet dataset."""
+def _hidden(p: Path, root: Path) -> bool:
+    return any(part.startswith(("_", ".")) for part in p.relative_to(root).parts)
 
-    def __init__(self, url: str, images: str = "array",
-                 batch_rows: int | None = None) -> None:
+
+class Dataset:
+    """The files, columns and rows of one Petastorm or plain Parquet dataset."""
+
+    def __init__(self, url: str, images: str = "array", batch_rows: int | None = None,
+                 use_threads: bool = True) -> None:
         import pyarrow.parquet as pq
 
         if images not in IMAGE_MODES:
             raise CerebroError(f"images must be 'array' or 'bytes', got {images!r}",
                                hint="'array': decoded pixels (smallint[] H x W x C); 'bytes': "
                                     "the PNG/JPEG bytes as bytea")
-        self.batch_rows = DEFAULT_BATCH_ROWS if batch_rows is None else int(batch_rows)
-        if not 1 <= self.batch_rows <= 1_000_000:
-            raise CerebroError(f"batch_rows must be between 1 and 1000000, "
-                               f"got {self.batch_rows}")
+        if batch_rows is not None and not 1 <= int(batch_rows) <= 1_000_000:
+            raise CerebroError(f"batch_rows must be between 1 and 1000000, got {batch_rows}")
+        self.use_threads = use_threads
         root = local_path(url)
+        self.root = root
         if root.is_dir():
             try:
-                self.files = sorted(p for p in root.rglob("*") if p.is_file()
-                                    and not p.name.startswith(("_", ".")))
+                self.files = sorted(p for p in root.rglob("*")
+                                    if p.is_file() and not _hidden(p, root))
             except OSError as e:
                 raise CerebroError(f"{root} cannot be listed: {e}") from None
-            meta_file = root / "_common_metadata"
+            meta_files = [root / "_common_metadata", root / "_metadata"]
         else:
-            self.files, meta_file = [root], root.parent / "_common_metadata"
+            self.files = [root]
+            meta_files = [root.parent / "_common_metadata", root.parent / "_metadata"]
         if not self.files:
             raise CerebroError(f"{root} holds no Parquet files")
-        try:
-            first = pq.ParquetFile(self.files[0])
-        except Exception as e:  # noqa: BLE001 - pyarrow raises several types
-            raise CerebroError(f"{self.files[0]} is not a Parquet file: {e}") from None
-        self.arrow_schema = first.schema_arrow
-        meta = {}
-        if meta_file.exists():
-            meta = pq.read_metadata(meta_file).metadata or {}
+        self._metas = []
+        for p in self.files:      # footers only: cheap, and a bad file fails before any insert
+            try:
+                self._metas.append(pq.ParquetFile(p).metadata)
+            except Exception as e:  # noqa: BLE001 - pyarrow raises several types
+                raise CerebroError(f"{p} is not a Parquet file ({type(e).__name__}: {e})",
+                                   hint="give the directory of a Petastorm or Parquet "
+                                        "dataset, or one .parquet file") from None
+        self.arrow_schema = self._metas[0].schema.to_arrow_schema()
+        meta: dict = {}
+        for mf in meta_files:
+            if UNISCHEMA_KEY not in meta and mf.is_file():
+                try:
+                    meta = pq.read_metadata(mf).metadata or {}
+                except Exception as e:  # noqa: BLE001
+                    raise CerebroError(f"{mf} is not Parquet metadata ({e})") from None
+        if UNISCHEMA_KEY not in meta:   # petastorm may also leave it in the files' footers
+            meta = self._metas[0].metadata or {}
         if UNISCHEMA_KEY in meta:
             self.kind = "petastorm"
-            fields = load_unischema(meta[UNISCHEMA_KEY])
-            self.columns = _petastorm_columns(fields, images)
-            missing = [c.name for c in self.columns if c.name not in self.arrow_schema.names]
-            if missing:
-                raise CerebroError(f"Unischema fields {missing} are not in the Parquet files")
+            self.columns = _petastorm_columns(load_unischema(meta[UNISCHEMA_KEY]), images)
         else:
             self.kind = "parquet"
             self.columns = _plain_columns(self.arrow_schema)
+        if not self.columns:
+            raise CerebroError(f"{root} has no columns")
+        names = [c.name for c in self.columns]
+        for p, md in zip(self.files, self._metas):
+            have = set(md.schema.to_arrow_schema().names)
+            missing = [n for n in names if n not in have]
+            if missing:
+                raise CerebroError(f"{p} lacks column(s) {missing} of the dataset's schema")
+        self.num_rows = sum(md.num_rows for md in self._metas)
+        self.batch_rows = int(batch_rows) if batch_rows is not None else self._default_rows()
         self.batches_read = 0
         self.max_batch_rows = 0
+
+    def _default_rows(self) -> int:
+        """Rows per batch so that one decoded batch stays under ~BATCH_BYTES."""
+        stored = max((md.row_group(i).total_byte_size / max(1, md.row_group(i).num_rows)
+                      for md in self._metas for i in range(md.num_row_groups)), default=0)
+        known = [c.row_bytes for c in self.columns]
+        est = sum(k for k in known if k is not None)
+        if None in known or not est:
+            est += 4 * stored           # encoded bytes, inflated for Python objects
+        return int(max(1, min(MAX_BATCH_ROWS, BATCH_BYTES // max(1, est))))
 
     def batches(self) -> Iterator[list[tuple]]:
         """Decoded rows, at most ``batch_rows`` at a time, file by file."""
@@ -313,52 +429,105 @@ class Dataset:
         names = [c.name for c in self.columns]
         decoders = [c.decode for c in self.columns]
         for path in self.files:
-            try:
-                pf = pq.ParquetFile(path)
-            except Exception as e:  # noqa: BLE001
-                raise CerebroError(f"{path} is not a Parquet file: {e}") from None
-            for batch in pf.iter_batches(batch_size=self.batch_rows, columns=names):
+            pf = pq.ParquetFile(path)
+            for batch in pf.iter_batches(batch_size=self.batch_rows, columns=names,
+                                         use_threads=self.use_threads):
                 data = [batch.column(n).to_pylist() for n in names]
-                rows = [tuple(d(v) for d, v in zip(decoders, values))
-                        for values in zip(*data)]
+                del batch
+                rows = [tuple(d(v) for d, v in zip(decoders, values)) for values in zip(*data)]
                 del data
                 self.batches_read += 1
                 self.max_batch_rows = max(self.max_batch_rows, len(rows))
                 yield rows
 
+    def rows(self) -> Iterator[tuple]:
+        for rows in self.batches():
+            yield from rows
+
+
+def check_options(images: Any, if_exists: Any) -> None:
+    if images not in IMAGE_MODES:
+        raise CerebroError(f"images must be 'array' or 'bytes', got {images!r}",
+                           hint="'array': decoded pixels (smallint[] H x W x C); 'bytes': "
+                                "the PNG/JPEG bytes as bytea")
+    if if_exists not in IF_EXISTS:
+        raise CerebroError(f"if_exists must be 'error', 'append' or 'replace', got "
+                           f"{if_exists!r}")
+
+
+def table_parts(parsed: list[str] | None, target: str) -> list[str]:
+    """``[schema, table]`` from ``parse_ident``'s result (schema defaults to public)."""
+    if not parsed or len(parsed) > 2 or not all(parsed):
+        raise CerebroError(f"{target!r} is not a table name",
+                           hint="a name like xray or myschema.xray")
+    return ["public", parsed[0]] if len(parsed) == 1 else list(parsed)
+
 
 # ------------------------------------------------------------------ server side
 
-def import_petastorm(plpy: Any, name: str, url: str, table_name: str | None,
-                     batch_rows: int | None, images: str, if_exists: str) -> int:
-    """``cerebro.import_petastorm``: create the table and insert every row (one transaction)."""
-    if if_exists not in ("error", "append", "replace"):
-        raise CerebroError(f"if_exists must be 'error', 'append' or 'replace', got {if_exists!r}")
-    ds = Dataset(url, images, batch_rows)
+def _chunks(rows: list[tuple], size: int) -> Iterator[list[tuple]]:
+    for i in range(0, len(rows), size):
+        yield rows[i:i + size]
+
+
+def import_petastorm(plpy: Any, name: str, url: str, table_name: str | None = None,
+                     batch_rows: int | None = None, images: str = "array",
+                     if_exists: str = "error") -> int:
+    """``cerebro.import_petastorm``: create the table and insert every row (one transaction).
+
+    It reads files as the server's OS user, so it asks what ``COPY ... FROM 'file'`` asks:
+    superuser or membership in ``pg_read_server_files``.
+    """
+    allowed = plpy.execute(
+        "select pg_has_role(current_user, 'pg_read_server_files', 'member') or "
+        "(select rolsuper from pg_roles where rolname = current_user) as ok")[0]["ok"]
+    if not allowed:
+        raise CerebroError("reading files on the server needs the pg_read_server_files role "
+                           "(as COPY FROM a file does)",
+                           hint="GRANT pg_read_server_files TO <role>, or import from the "
+                                "client with `cerebro import-petastorm URL NAME`",
+                           sqlstate="42501")
+    check_options(images, if_exists)
     target = table_name or name
     if not target:
         raise CerebroError("name the table to create: name => 'xray' (or table_name)")
-    parts = plpy.execute(plpy.prepare("select parse_ident($1) as p", ["text"]), [target])[0]["p"]
-    if len(parts) == 1:
-        parts = ["public", parts[0]]
-    qualified = ".".join(plpy.quote_ident(p) for p in parts)
-    exists = plpy.execute(plpy.prepare("select to_regclass($1) is not null as e", ["text"]),
-                          [qualified])[0]["e"]
+    try:
+        parsed = plpy.execute(plpy.prepare("select parse_ident($1) as p", ["text"]),
+                              [target])[0]["p"]
+    except plpy.SPIError:
+        parsed = None
+    schema, table = table_parts(parsed, target)
+    ds = Dataset(url, images, batch_rows, use_threads=False)
+    qualified = f"{plpy.quote_ident(schema)}.{plpy.quote_ident(table)}"
+    exists = plpy.execute(plpy.prepare(
+        "select exists (select from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "where n.nspname = $1 and c.relname = $2) as e", ["text", "text"]),
+        [schema, table])[0]["e"]
     if exists and if_exists == "error":
-        raise CerebroError(f"table {'.'.join(parts)} already exists",
+        raise CerebroError(f"table {schema}.{table} already exists",
                            hint="if_exists => 'append' or 'replace', or another table_name")
     if exists and if_exists == "replace":
         plpy.execute(f"drop table {qualified}")
     if not exists or if_exists == "replace":
         cols = ", ".join(f"{plpy.quote_ident(c.name)} {c.pg_type}" for c in ds.columns)
         plpy.execute(f"create table {qualified} ({cols})")
-    plan = plpy.prepare(
-        f"insert into {qualified} ({', '.join(plpy.quote_ident(c.name) for c in ds.columns)}) "
-        f"values ({', '.join(f'${i + 1}' for i in range(len(ds.columns)))})",
-        [c.pg_type for c in ds.columns])
+    ncols = len(ds.columns)
+    per_stmt = max(1, min(100, 1000 // ncols))      # rows per INSERT statement
+    col_list = ", ".join(plpy.quote_ident(c.name) for c in ds.columns)
+    plans: dict[int, Any] = {}
+
+    def plan(k: int) -> Any:
+        if k not in plans:
+            values = ", ".join(
+                "(" + ", ".join(f"${r * ncols + j + 1}" for j in range(ncols)) + ")"
+                for r in range(k))
+            plans[k] = plpy.prepare(f"insert into {qualified} ({col_list}) values {values}",
+                                    [c.pg_type for c in ds.columns] * k)
+        return plans[k]
+
     n = 0
     for rows in ds.batches():
-        for r in rows:
-            plpy.execute(plan, list(r))
+        for chunk in _chunks(rows, per_stmt):
+            plpy.execute(plan(len(chunk)), [v for r in chunk for v in r])
         n += len(rows)
     return n
