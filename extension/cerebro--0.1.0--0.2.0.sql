@@ -45,6 +45,11 @@ create table cerebro.state_chunks (
 );
 alter table cerebro.state_chunks alter column data set storage external;
 
+-- The loss, metrics, rows and seconds of the sub-epoch that produced `state`: the training
+-- statement returns them from this row, so the (possibly huge) aggregate result is never
+-- materialised a second time.
+alter table cerebro.states add column result jsonb;
+
 -- ==== idempotent/010-datasets.sql ====
 -- Datasets: packing tables and views into partitioned minibatch buffers.
 

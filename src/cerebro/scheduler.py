@@ -69,21 +69,27 @@ returning unit_id
 """
 
 _TRAIN = """
-with r as (
-  select cerebro.train_subepoch({state}, %(spec)s, %(cfg)s)
-         within group (order by buffer_id, x, y, num_rows) as res
-    from cerebro.buffers where dataset_id = {dataset} and __dist_key__ = {partition}
-), s as (
-  insert into cerebro.states (config_id, epoch, partitions_done, state, updated_at)
-  select %(config_id)s, %(epoch)s, %(new_done)s::int[], (res).state, now() from r
-  on conflict (config_id) do update
-     set epoch = excluded.epoch, partitions_done = excluded.partitions_done,
-         state = excluded.state, updated_at = excluded.updated_at
-), c as (   -- a state too large for one value comes back as a reference plus chunk rows
-  insert into cerebro.state_chunks (blob, seq, data)
-  select u.blob, u.seq, u.data from r, lateral cerebro._unstash_chunks((res).state) u
-)
-select (res).loss, (res).metrics, (res).rows, (res).seconds from r
+insert into cerebro.states (config_id, epoch, partitions_done, state, result, updated_at)
+select %(config_id)s, %(epoch)s, %(new_done)s::int[], (r.res).state,
+       jsonb_build_object('loss', (r.res).loss, 'metrics', (r.res).metrics,
+                          'rows', (r.res).rows, 'seconds', (r.res).seconds), now()
+  from (select cerebro.train_subepoch({state}, %(spec)s, %(cfg)s)
+               within group (order by buffer_id, x, y, num_rows) as res
+          from cerebro.buffers where dataset_id = {dataset} and __dist_key__ = {partition}) r
+on conflict (config_id) do update
+   set epoch = excluded.epoch, partitions_done = excluded.partitions_done,
+       state = excluded.state, result = excluded.result, updated_at = excluded.updated_at
+returning (result->>'loss')::float8, result->'metrics', (result->>'rows')::bigint,
+          (result->>'seconds')::float8,
+          substring(state from 1 for 8) = '\\x4352424348554e4b'::bytea
+"""
+# a state too large for one value came back as a reference: write its chunk rows (the bytes
+# wait in this backend's GD; same transaction as the states row)
+_WRITE_CHUNKS = """
+insert into cerebro.state_chunks (blob, seq, data)
+select u.blob, u.seq, u.data
+  from cerebro.states s, lateral cerebro._unstash_chunks(s.state) u
+ where s.config_id = %(config_id)s
 """
 # the input state when it is a chunked reference (NULL for an inline state)
 _INPUT_REF = """
@@ -321,7 +327,9 @@ class Scheduler:
         query = sql.SQL(_TRAIN).format(state=sql.SQL(state_sql),
                                        dataset=sql.Literal(v.extra["train"]["dataset_id"]),
                                        partition=sql.Literal(unit.partition))
-        loss, metrics, rows, seconds = conn.execute(query, args).fetchone()
+        loss, metrics, rows, seconds, chunked = conn.execute(query, args).fetchone()
+        if chunked:
+            conn.execute(_WRITE_CHUNKS, args)
         if ref is not None:     # the previous sub-epoch's chunks, unless a checkpoint keeps them
             conn.execute("select cerebro._drop_unreferenced_chunks(substring(%s from 9 for 16))",
                          [ref])
