@@ -24,6 +24,7 @@ import p4_overhead  # noqa: E402
 import p5_steering  # noqa: E402
 import p6_load  # noqa: E402
 import p7_optuna  # noqa: E402
+import p8_roster  # noqa: E402
 
 
 def _figures(r: dict) -> str:
@@ -42,6 +43,11 @@ def _figures(r: dict) -> str:
     if r["id"] == "P5":
         d = ", ".join(f"{k} {a:.3f}/{b:.3f} s" for k, (a, b) in r["delays"].items())
         return f"late units after stop: {r['late_units']}; delay median/max: {d}"
+    if r["id"] == "P8":
+        return "; ".join(f"{m['model']} {m['subepoch_s']:.2f} s/{m['rows']} rows, "
+                         f"{m['state_mb']:.0f} MB" for m in r["models"]) + \
+            (f"; ResNet50 hop {r['hop']['mb']:.0f} MB in {r['hop']['seconds']:.2f} s"
+             if r["hop"] else "")
     if r["id"] == "P7":
         return f"cerebro {r['cerebro_seconds']:.1f} s, optuna {r['optuna_seconds']:.1f} s"
     return ""
@@ -56,7 +62,8 @@ def main() -> None:
     results = []
     benches = (("P1", lambda: p1_training.run(dsn)), ("P6", lambda: p6_load.run(dsn)),
                ("P2", lambda: p2_mop.run(server)), ("P4", lambda: p4_overhead.run(server)),
-               ("P5", lambda: p5_steering.run(server)), ("P7", lambda: p7_optuna.run(server)))
+               ("P5", lambda: p5_steering.run(server)), ("P7", lambda: p7_optuna.run(server)),
+               ("P8", lambda: p8_roster.run(server)))
     only = set(sys.argv[1:])
     for name, bench in benches:
         if only and name not in only:

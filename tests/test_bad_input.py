@@ -31,7 +31,8 @@ def dirty(dsn):
     ("'bad3', 'public.dirty', array['with_null'], 'lbl'", "feature 'with_null' is NULL in row"),
     ("'bad4', 'public.dirty', array['a', 'with_nan'], 'lbl'", "feature 'with_nan' is NaN"),
     ("'bad5', 'public.dirty', array['with_inf'], 'lbl'", "is NaN or infinite"),
-    ("'bad6', 'public.dirty', array['txt'], 'lbl'", "feature 'txt' has type text"),
+    # a lone text column is tokenized; next to numeric features it is refused
+        ("'bad6', 'public.dirty', array['a', 'txt'], 'lbl'", "feature 'txt' has type text"),
     ("'bad7', 'public.empty_src', array['a'], 'lbl'", "has no rows"),
     ("'bad8', 'public.no_such_table', array['a'], 'lbl'", "does not exist"),
     ("'bad9', 'public.dirty', array['a'], 'lbl_null'", "label 'lbl_null' is NULL"),

@@ -268,7 +268,9 @@ def test_defaults():
                  "learning_rate": 1e-3, "batch_size": 64}
     d["hidden"].append(1)
     assert SCHEMA["hidden"]["default"] == [64]
-    assert search.defaults({"a": {"type": "int"}, "b": {"default": None}}) == {"b": None}
+    # a null default means "not set" (e.g. no initial weights file): left out of the config
+    assert search.defaults({"a": {"type": "int"}, "b": {"default": None},
+                            "c": {"default": 0}}) == {"c": 0}
     assert search.defaults({}) == {}
 
 
