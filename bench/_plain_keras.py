@@ -17,14 +17,11 @@ from __future__ import annotations
 import json
 import sys
 import time
+
+import _protocol  # this directory is the script's: sys.path[0]
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "udfs"))
-
-
-def reply(obj: dict) -> None:
-    sys.stdout.write("@@" + json.dumps(obj) + "\n")
-    sys.stdout.flush()
 
 
 def main() -> None:
@@ -48,18 +45,11 @@ def main() -> None:
         return time.perf_counter() - s
 
     warm = fit()
-    reply({"ready": True, "rows": int(x.shape[0]), "params": int(model.count_params()),
+    _protocol.reply({"ready": True, "rows": int(x.shape[0]), "params": int(model.count_params()),
            "startup_seconds": time.perf_counter() - t0, "warmup_seconds": warm,
            "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
            "inter_op": tf.config.threading.get_inter_op_parallelism_threads()})
-    for line in sys.stdin:
-        cmd = line.strip()
-        if cmd == "fit":
-            reply({"seconds": fit()})
-        elif cmd == "quit":
-            break
-        else:
-            reply({"error": f"unknown command {cmd!r}"})
+    _protocol.serve({"fit": lambda: {"seconds": fit()}})
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
+import _protocol  # noqa: E402
 
 DATASET = "bench_p1"
 SOURCE = "bench_p1_src"
@@ -70,7 +71,7 @@ def read_partition(conn: psycopg.Connection, dataset_id: int, partition: int,
     return np.concatenate(xs), np.concatenate(ys)
 
 
-class PlainKeras:
+class PlainKeras(_protocol.Worker):
     """The plain-Keras process: started once, warmed up, then asked for one fit at a time."""
 
     def __init__(self, arrays: Path, config: Path, env: dict[str, str],
@@ -81,38 +82,12 @@ class PlainKeras:
             env = dict(env)
             env["PYTHONPATH"] = os.pathsep.join(
                 [sysconfig.get_paths()["purelib"], env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-        self.proc = subprocess.Popen(
+        super().__init__(
             [python or sys.executable, str(Path(__file__).resolve().parent / "_plain_keras.py"),
-             str(arrays), str(config)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-        self.info = self._read()
-
-    def _read(self) -> dict:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.startswith("@@"):
-                msg = json.loads(line[2:])
-                if "error" in msg:
-                    raise RuntimeError(f"plain keras: {msg['error']}")
-                return msg
-        raise RuntimeError(f"plain keras process ended (exit code {self.proc.wait()})")
+             str(arrays), str(config)], env, "plain keras")
 
     def fit(self) -> float:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write("fit\n")
-        self.proc.stdin.flush()
-        return float(self._read()["seconds"])
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                assert self.proc.stdin is not None
-                self.proc.stdin.write("quit\n")
-                self.proc.stdin.flush()
-                self.proc.wait(timeout=30)
-            except (OSError, subprocess.TimeoutExpired):
-                self.proc.kill()
-                self.proc.wait()
+        return float(self.ask("fit")["seconds"])
 
 
 def plain_env(server: dict | None) -> dict[str, str]:

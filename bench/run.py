@@ -8,6 +8,7 @@ reported, not an error. Only one benchmark runs at a time: the machine must be q
 
 from __future__ import annotations
 
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ import p5_steering  # noqa: E402
 import p6_load  # noqa: E402
 import p7_optuna  # noqa: E402
 import p8_roster  # noqa: E402
+import p9_predict  # noqa: E402
 
 
 def _figures(r: dict) -> str:
@@ -48,6 +50,10 @@ def _figures(r: dict) -> str:
                          f"{m['state_mb']:.0f} MB" for m in r["models"]) + \
             (f"; ResNet50 hop {r['hop']['mb']:.0f} MB in {r['hop']['seconds']:.2f} s"
              if r["hop"] else "")
+    if r["id"] == "P9":
+        return (f"cerebro.predict {r['rows'] / statistics.median(r['db_s']):.0f} rows/s, "
+                f"client {r['rows'] / statistics.median(r['client_s']):.0f} rows/s; "
+                f"max |Δp| {r['max_diff']:.1e}")
     if r["id"] == "P7":
         return f"cerebro {r['cerebro_seconds']:.1f} s, optuna {r['optuna_seconds']:.1f} s"
     return ""
@@ -63,7 +69,7 @@ def main() -> None:
     benches = (("P1", lambda: p1_training.run(dsn)), ("P6", lambda: p6_load.run(dsn)),
                ("P2", lambda: p2_mop.run(server)), ("P4", lambda: p4_overhead.run(server)),
                ("P5", lambda: p5_steering.run(server)), ("P7", lambda: p7_optuna.run(server)),
-               ("P8", lambda: p8_roster.run(server)))
+               ("P8", lambda: p8_roster.run(server)), ("P9", lambda: p9_predict.run(server)))
     only = set(sys.argv[1:])
     for name, bench in benches:
         if only and name not in only:

@@ -130,6 +130,9 @@ def test_bad_requests_are_refused_and_create_nothing(trained):
         c.execute("create table wrong as select id, a as x from src")
         assert "unknown column 'a'" in _err(c, "select cerebro.predict(%s, 'wrong', 'public.nokey', "
                                 "key => 'id')", (cid,))
+        c.execute("create table arr as select array[id] as ids, a, b from src")
+        assert "is an array" in _err(c, "select cerebro.predict(%s, 'arr', 'public.nokey', "
+                                        "key => 'ids')", (cid,))
         assert c.execute("select to_regclass('public.nokey')").fetchone()[0] is None
         assert c.execute("select count(*) from taken").fetchone()[0] == 0
 
@@ -159,3 +162,31 @@ def test_predict_uses_the_primary_key_and_writes_values_for_regression(server_ds
                         ).fetchone()[0]
         std = c.execute("select stddev_pop(t) from reg").fetchone()[0]
         assert err < 0.5 * std, (err, std)            # much better than predicting the mean
+
+
+def test_predict_keeps_a_text_key_and_its_type_across_batches(trained):
+    """Rows travel to the output table one batch at a time as arrays; a varchar(n) key with
+    duplicates and odd characters comes back row for row, typed as in the source."""
+    dsn, cid = trained
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("create table named as select ('r-' || (id % 600) || ' \\\\ \"x,}')::varchar(40) "
+                  "as name, id, a, b from src")
+        n = c.execute("select cerebro.predict(%s, 'named', 'named_scores', key => 'name', "
+                      "batch_rows => 7)", (cid,)).fetchone()[0]
+        assert n == 1200
+        assert c.execute("select format_type(atttypid, atttypmod) from pg_attribute where "
+                         "attrelid = 'named_scores'::regclass and attname = 'name'"
+                         ).fetchone()[0] == "character varying(40)"
+        want = c.execute("select name, count(*) from named group by 1 order by 1").fetchall()
+        got = c.execute("select name, count(*) from named_scores group by 1 order by 1"
+                        ).fetchall()
+        assert got == want and len(want) == 600
+        # the same rows scored as under the integer key: per name, the same probabilities
+        c.execute("select cerebro.predict(%s, 'src', 'by_id', key => 'id')", (cid,))
+        by_name = c.execute("select n.name, array_agg(b.probability order by b.probability) "
+                            "from named n join by_id b using (id) group by 1 order by 1"
+                            ).fetchall()
+        scored = c.execute("select name, array_agg(probability order by probability) "
+                           "from named_scores group by 1 order by 1").fetchall()
+        assert [r[0] for r in scored] == [r[0] for r in by_name]
+        np.testing.assert_allclose([r[1] for r in scored], [r[1] for r in by_name], atol=1e-6)
