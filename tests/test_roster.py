@@ -46,6 +46,35 @@ def test_full_size_parameter_counts():
     assert small.get_layer("token_embedding").input_dim == 1000
 
 
+@pytest.mark.parametrize("name", ["mobilenet", "resnet50"])
+def test_bn_momentum_sets_how_fast_the_moving_statistics_follow_the_data(name):
+    """One training step on inputs far from zero: the first batch norm's moving mean moves by
+    (1 - momentum) of the batch mean, for the reference default and for a lowered value."""
+    import keras
+
+    small = {"alpha": 0.35, "width": 4, "blocks": [1, 1, 1, 1], "batch_size": 8}
+    rng = np.random.default_rng(3)
+    x = (rng.random((8, 32, 32, 3)) * 50 + 100).astype("float32")
+    y = np.arange(8) % 2
+    default = PARAMS[name]["bn_momentum"]["default"]
+    moved = {}
+    for momentum in (None, 0.5):
+        config = {"dataset": _ds([32, 32, 3], classes=2), "seed": 1, **small}
+        if momentum is not None:
+            config["bn_momentum"] = momentum
+        keras.utils.set_random_seed(1)
+        model = ROSTER[name](config)
+        bn = next(layer for layer in model._flatten_layers(include_self=False)
+                  if isinstance(layer, keras.layers.BatchNormalization))
+        # the batch mean the layer sees in training: its input on this batch
+        probe = keras.Model(model.input, bn.input)
+        batch_mean = np.asarray(probe(x, training=True)).reshape(-1, bn.input.shape[-1]).mean(0)
+        model.train_on_batch(x, y)
+        moved[momentum] = np.asarray(bn.moving_mean) / batch_mean
+    np.testing.assert_allclose(moved[None], 1 - default, rtol=1e-3)
+    np.testing.assert_allclose(moved[0.5], 0.5, rtol=1e-3)
+
+
 def test_roster_models_save_and_load_in_plain_keras(tmp_path):
     import keras
 

@@ -15,6 +15,7 @@ from . import heads
 PARAMS = {
     "alpha": {"type": "choice", "values": [0.35, 0.5, 0.75, 1.0, 1.3, 1.4], "default": 1.0},
     "dropout": {"type": "float", "min": 0.0, "max": 0.95, "default": 0.0},
+    "bn_momentum": heads.bn_momentum(0.999),
     "optimizer": heads.OPTIMIZER,
     "learning_rate": {"type": "float", "min": 1e-7, "max": 10.0, "default": 1e-3},
     "batch_size": {"type": "int", "min": 1, "max": 65536, "default": 32},
@@ -32,6 +33,7 @@ def build(config: dict[str, Any]) -> Any:
         base = keras.applications.MobileNetV2(
             input_shape=shape, alpha=float(config.get("alpha", 1.0)), include_top=False,
             weights=None, pooling="avg")
+    heads.set_bn_momentum(base, config.get("bn_momentum", 0.999))
     x = base.output
     if config.get("dropout"):
         x = keras.layers.Dropout(float(config["dropout"]))(x)

@@ -17,6 +17,7 @@ PARAMS = {
     "width": {"type": "int", "min": 4, "max": 256, "default": 64},
     "blocks": {"type": "int_list", "default": [3, 4, 6, 3]},
     "dropout": {"type": "float", "min": 0.0, "max": 0.95, "default": 0.0},
+    "bn_momentum": heads.bn_momentum(0.99),
     "optimizer": heads.OPTIMIZER,
     "learning_rate": {"type": "float", "min": 1e-7, "max": 10.0, "default": 1e-3},
     "batch_size": {"type": "int", "min": 1, "max": 65536, "default": 32},
@@ -68,4 +69,5 @@ def build(config: dict[str, Any]) -> Any:
     if config.get("dropout"):
         x = layers.Dropout(float(config["dropout"]))(x)
     model = keras.Model(inputs, heads.head(x, ds), name="resnet50")
+    heads.set_bn_momentum(model, config.get("bn_momentum", 0.99))
     return heads.finish(model, config, ds, default_lr=1e-3)
