@@ -27,6 +27,8 @@ from conftest import fresh_database
 ROOT = Path(__file__).resolve().parent.parent
 HELLO = ROOT / "tests" / "fixtures" / "petastorm" / "hello"
 PLAIN = ROOT / "tests" / "fixtures" / "parquet" / "plain"
+SPLIT = ROOT / "tests" / "fixtures" / "petastorm" / "split"      # Spark partitionBy
+HIVE = ROOT / "tests" / "fixtures" / "parquet" / "hive"          # pyarrow partition_cols
 ROWS = 40
 
 
@@ -116,6 +118,53 @@ def test_plain_parquet_imports_by_arrow_type(db):
                   "num_partitions => 1)")
         assert c.execute("select feature_shape from cerebro.datasets where name = 'plain'"
                          ).fetchone()[0] == [4]
+
+
+def test_partitioned_datasets_take_columns_from_directory_names(db):
+    """Spark's partitionBy leaves `split` and `fold` out of the files: they come from
+    split=train/fold=0/ directories (with "val/2" percent-escaped as val%2F2), typed by the
+    Unischema; a plain hive-partitioned dataset gets its partition column typed by inference."""
+    with psycopg.connect(db, autocommit=True) as c:
+        assert c.execute("select cerebro.import_petastorm('split', %s)",
+                         [SPLIT.as_uri()]).fetchone()[0] == 12
+        types = dict(c.execute("select attname, format_type(atttypid, atttypmod) from "
+                               "pg_attribute where attrelid = 'split'::regclass and attnum > 0"
+                               ).fetchall())
+        assert types == {"id": "integer", "split": "text", "fold": "integer", "vec": "real[]"}
+        rows = c.execute("select id, split, fold, vec from split order by id").fetchall()
+        assert rows == [(i, "val/2" if i % 3 == 0 else "train", i % 2,
+                         [float(i), i + 1.0, i + 2.0]) for i in range(12)]
+        c.execute("create view split_train as select * from split where split = 'train'")
+        c.execute("select cerebro.load_dataset('split_train', 'split_train', array['vec'], "
+                  "'fold', num_partitions => 2)")
+        assert c.execute("select num_rows, classes from cerebro.datasets "
+                         "where name = 'split_train'").fetchone() == (8, [0, 1])
+    r = subprocess.run([sys.executable, "-m", "cerebro.cli", "import-petastorm", str(HIVE),
+                        "hive_cli", "--dsn", db], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    with psycopg.connect(db, autocommit=True) as c:
+        assert c.execute("select format_type(atttypid, atttypmod) from pg_attribute where "
+                         "attrelid = 'hive_cli'::regclass and attname = 'part'"
+                         ).fetchone()[0] == "bigint"
+        assert c.execute("select id, part from hive_cli order by id").fetchall() == \
+            [(i, i % 3) for i in range(ROWS)]
+
+
+def test_inconsistent_partition_directories_are_refused(tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(HIVE, bad)
+    stray = next((bad / "part=1").iterdir())
+    shutil.copy(stray, bad / "loose.parquet")        # a file outside any part=... directory
+    with pytest.raises(CerebroError, match="partitioned by"):
+        petastorm_import.Dataset(str(bad))
+    (bad / "loose.parquet").unlink(missing_ok=True)
+    wrong = tmp_path / "wrong"
+    shutil.copytree(SPLIT, wrong)
+    (wrong / "split=train" / "fold=0").rename(wrong / "split=train" / "fold=zero")
+    ds = petastorm_import.Dataset(str(wrong))
+    with pytest.raises(CerebroError,
+                       match="'zero' .* is not of type integer \\(column 'fold'\\)"):
+        list(ds.rows())
 
 
 def test_reading_is_bounded_by_batch_rows():

@@ -12,6 +12,8 @@ The committed fixtures were written with Python 3.11.7, petastorm 0.13.1, pyarro
 pyspark 3.5.9 (local[2], OpenJDK 17), numpy 1.26.4, pandas 2.1.4 and opencv-python-headless
 4.11.0.86. Re-running rewrites the same values (Spark picks new part-file names).
 
+Fixtures: petastorm/hello (every codec), petastorm/split (partitionBy split, fold: those
+columns live only in directory names), parquet/plain, parquet/hive (pyarrow partition_cols).
 Every value is a formula of the row id (see ``expected`` in tests/test_petastorm.py), so the
 test recomputes what it must read back.
 """
@@ -35,6 +37,7 @@ from pyspark.sql.types import DoubleType, IntegerType, StringType
 
 ROOT = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 ROWS = 40
+SPLIT_ROWS = 12
 
 HelloSchema = Unischema("HelloSchema", [
     UnischemaField("id", np.int32, (), ScalarCodec(IntegerType()), False),
@@ -58,21 +61,46 @@ def row(i: int) -> dict:
     }
 
 
+# Partitioned on disk by Spark's partitionBy: `split` lives only in the directory names
+# (split=train/, split=val%2F2/ -- Spark percent-escapes the "/"), `fold` likewise.
+SplitSchema = Unischema("SplitSchema", [
+    UnischemaField("id", np.int32, (), ScalarCodec(IntegerType()), False),
+    UnischemaField("split", np.str_, (), ScalarCodec(StringType()), False),
+    UnischemaField("fold", np.int32, (), ScalarCodec(IntegerType()), False),
+    UnischemaField("vec", np.float32, (3,), NdarrayCodec(), False),
+])
+
+
+def split_row(i: int) -> dict:
+    return {"id": np.int32(i), "split": "val/2" if i % 3 == 0 else "train",
+            "fold": np.int32(i % 2), "vec": np.arange(3, dtype=np.float32) + i}
+
+
+def write_petastorm(path: Path, schema: Unischema, make_row, rows: int, files: int,
+                    partition_by: tuple[str, ...] = ()) -> None:
+    """A Petastorm dataset as petastorm writes one: materialize_dataset around Spark."""
+    shutil.rmtree(path, ignore_errors=True)
+    spark = SparkSession.builder.master("local[2]").appName("fixture") \
+        .config("spark.ui.enabled", "false").getOrCreate()
+    url = path.resolve().as_uri()
+    with materialize_dataset(spark, url, schema, row_group_size_mb=1):
+        data = spark.sparkContext.parallelize(range(rows), files) \
+            .map(lambda i: dict_to_spark_row(schema, make_row(i)))
+        writer = spark.createDataFrame(data, schema.as_spark_schema()).coalesce(files).write
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        writer.mode("overwrite").parquet(url)
+    spark.stop()
+    for junk in list(path.rglob(".*.crc")) + list(path.glob("_SUCCESS")):
+        junk.unlink()
+
+
 def main() -> None:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)   # Spark's workers: this venv
     hello = ROOT / "petastorm" / "hello"
-    shutil.rmtree(hello, ignore_errors=True)
-    spark = SparkSession.builder.master("local[2]").appName("fixture") \
-        .config("spark.ui.enabled", "false").getOrCreate()
-    url = hello.resolve().as_uri()
-    with materialize_dataset(spark, url, HelloSchema, row_group_size_mb=1):
-        rows = spark.sparkContext.parallelize(range(ROWS), 3) \
-            .map(lambda i: dict_to_spark_row(HelloSchema, row(i)))
-        spark.createDataFrame(rows, HelloSchema.as_spark_schema()) \
-            .coalesce(3).write.mode("overwrite").parquet(url)
-    spark.stop()
-    for junk in list(hello.glob(".*.crc")) + list(hello.glob("_SUCCESS")):
-        junk.unlink()
+    write_petastorm(hello, HelloSchema, row, ROWS, 3)
+    split = ROOT / "petastorm" / "split"
+    write_petastorm(split, SplitSchema, split_row, SPLIT_ROWS, 2, ("split", "fold"))
 
     plain = ROOT / "parquet" / "plain"
     shutil.rmtree(plain, ignore_errors=True)
@@ -86,7 +114,14 @@ def main() -> None:
     })
     pq.write_table(table.slice(0, 25), plain / "part-0.parquet", row_group_size=10)
     pq.write_table(table.slice(25), plain / "part-1.parquet", row_group_size=10)
-    print(f"wrote {hello} and {plain}")
+
+    hive = ROOT / "parquet" / "hive"
+    shutil.rmtree(hive, ignore_errors=True)
+    pq.write_to_dataset(pa.table({"id": pa.array(ids, pa.int64()),
+                                  "part": pa.array(ids % 3, pa.int64())}),
+                        hive, partition_cols=["part"],
+                        basename_template="chunk-{i}.parquet")
+    print(f"wrote {hello}, {split}, {plain} and {hive}")
 
 
 if __name__ == "__main__":

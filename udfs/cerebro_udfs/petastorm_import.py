@@ -343,6 +343,57 @@ def local_path(url: Any) -> Path:
     return path
 
 
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+
+
+def _partition_keys(p: Path, root: Path) -> dict[str, str | None]:
+    """``key=value`` directories between ``root`` and a file (Spark's ``partitionBy``, pyarrow's
+    hive partitioning): the values of columns that are not stored in the file itself. Spark
+    percent-escapes special characters and writes NULL as __HIVE_DEFAULT_PARTITION__."""
+    keys: dict[str, str | None] = {}
+    for part in p.relative_to(root).parent.parts:
+        k, eq, v = part.partition("=")
+        if eq and k:
+            v = unquote(v)
+            keys[unquote(k)] = None if v == HIVE_NULL else v
+    return keys
+
+
+def _partition_type(values: list[str | None]) -> str:
+    """What Spark's partition discovery infers: integers, then floats, else text."""
+    present = [v for v in values if v is not None]
+    for pg, parse in (("bigint", int), ("double precision", float)):
+        try:
+            for v in present:
+                parse(v)
+        except ValueError:
+            continue
+        if present:
+            return pg
+    return "text"
+
+
+_FROM_TEXT: dict[str, Callable[[str], Any]] = {
+    "smallint": int, "integer": int, "bigint": int, "real": float,
+    "double precision": float, "numeric": Decimal, "text": str,
+    "boolean": lambda v: {"true": True, "false": False}[v.lower()]}
+
+
+def _partition_value(value: str | None, column: Column, path: Path) -> Any:
+    if value is None:
+        return None
+    convert = _FROM_TEXT.get(column.pg_type)
+    if convert is None:
+        raise CerebroError(f"column {column.name!r} ({column.pg_type}) comes from the directory "
+                           f"names of {path}, but only scalar columns can",
+                           hint="partition a dataset by numeric, boolean or text columns")
+    try:
+        return convert(value)
+    except (ValueError, KeyError, ArithmeticError):
+        raise CerebroError(f"directory value {value!r} of {path} is not of type "
+                           f"{column.pg_type} (column {column.name!r})") from None
+
+
 def _hidden(p: Path, root: Path) -> bool:
     return any(part.startswith(("_", ".")) for part in p.relative_to(root).parts)
 
@@ -384,6 +435,15 @@ class Dataset:
                                    hint="give the directory of a Petastorm or Parquet "
                                         "dataset, or one .parquet file") from None
         self.arrow_schema = self._metas[0].schema.to_arrow_schema()
+        self.partitions = [_partition_keys(p, root) if root.is_dir() else {}
+                           for p in self.files]
+        part_names = list(self.partitions[0])
+        for p, keys in zip(self.files, self.partitions):
+            if sorted(keys) != sorted(part_names):
+                raise CerebroError(f"{p} is partitioned by {sorted(keys) or 'nothing'}, "
+                                   f"{self.files[0]} by {sorted(part_names) or 'nothing'}",
+                                   hint="every file of a dataset sits under the same "
+                                        "key=value directories")
         meta: dict = {}
         for mf in meta_files:
             if UNISCHEMA_KEY not in meta and mf.is_file():
@@ -399,11 +459,21 @@ class Dataset:
         else:
             self.kind = "parquet"
             self.columns = _plain_columns(self.arrow_schema)
+            stored = {c.name for c in self.columns}
+            self.columns += [Column(k, _partition_type([d[k] for d in self.partitions]),
+                                    lambda v: v)
+                             for k in part_names if k not in stored]
         if not self.columns:
             raise CerebroError(f"{root} has no columns")
         names = [c.name for c in self.columns]
+        unknown = [k for k in part_names if k not in names]
+        if unknown:
+            raise CerebroError(f"{root} is partitioned by {unknown}, which the Unischema "
+                               "does not list")
+        # a column in the directory names is not read from the files (Spark leaves it out)
+        self.from_path = {c.name: c for c in self.columns if c.name in part_names}
         for p, md in zip(self.files, self._metas):
-            have = set(md.schema.to_arrow_schema().names)
+            have = set(md.schema.to_arrow_schema().names) | set(part_names)
             missing = [n for n in names if n not in have]
             if missing:
                 raise CerebroError(f"{p} lacks column(s) {missing} of the dataset's schema")
@@ -426,14 +496,21 @@ class Dataset:
         """Decoded rows, at most ``batch_rows`` at a time, file by file."""
         import pyarrow.parquet as pq
 
-        names = [c.name for c in self.columns]
-        decoders = [c.decode for c in self.columns]
-        for path in self.files:
+        stored = [c for c in self.columns if c.name not in self.from_path]
+        names = [c.name for c in stored]
+        decoders = [(lambda v: v) if c.name in self.from_path else c.decode
+                    for c in self.columns]
+        for path, keys in zip(self.files, self.partitions):
             pf = pq.ParquetFile(path)
+            fixed = {k: _partition_value(keys[k], c, path) for k, c in self.from_path.items()}
             for batch in pf.iter_batches(batch_size=self.batch_rows, columns=names,
                                          use_threads=self.use_threads):
-                data = [batch.column(n).to_pylist() for n in names]
+                n = batch.num_rows
+                by_name = {c: batch.column(c).to_pylist() for c in names}
                 del batch
+                data = [by_name[c.name] if c.name in by_name else [fixed[c.name]] * n
+                        for c in self.columns]
+                del by_name
                 rows = [tuple(d(v) for d, v in zip(decoders, values)) for values in zip(*data)]
                 del data
                 self.batches_read += 1
