@@ -29,9 +29,28 @@ def test_install_script_is_built_from_sql_sources():
 
 def test_upgrade_script_is_built_from_sql_sources():
     path = build.upgrade_script_path()
-    assert path is not None and path.name == "cerebro--0.1.0--0.2.0.sql"
+    assert path is not None and path.name == "cerebro--0.2.0--0.3.0.sql"
     assert path.read_text() == build.render_upgrade(), "run `make sql` and commit extension/"
-    assert (ROOT / "extension" / "cerebro--0.1.0.sql").exists(), "released scripts are kept"
+    for released in ("cerebro--0.1.0.sql", "cerebro--0.2.0.sql", "cerebro--0.1.0--0.2.0.sql"):
+        assert (ROOT / "extension" / released).exists(), "released scripts are kept"
+
+
+def test_released_migrations_are_never_edited():
+    assert build.edited_releases() == []
+
+
+def test_upgrade_script_is_a_delta():
+    """Only this release's migrations and the idempotent files that changed since the last
+    release (plus grants) are in the upgrade script, not a copy of every file."""
+    parts = build.sections(build.upgrade_script_path().read_text())
+    shipped = build.sections(build.install_script_path("0.2.0").read_text())
+    current = build.sections(build.install_script_path().read_text())
+    for key, text in current.items():
+        if key.startswith("incremental/"):
+            assert (key in parts) == (key not in shipped), key
+        elif "grants" not in key:
+            assert (key in parts) == (shipped.get(key) != text), key
+    assert len(parts) < len(current)
 
 
 _SHAPE = {
@@ -63,8 +82,8 @@ def _shape(dsn: str) -> dict[str, list[str]]:
 
 
 def test_upgrade_from_0_1_0_keeps_data_and_matches_a_fresh_install(server_dsn):
-    """ALTER EXTENSION ... UPDATE on a 0.1.0 database with data in it gives exactly the
-    catalog of a fresh 0.2.0 install (functions, columns, constraints, views, triggers,
+    """ALTER EXTENSION ... UPDATE on a 0.1.0 database with data in it (0.1.0 -> 0.2.0 -> the
+    current release) gives exactly the catalog of a fresh install (functions, columns, constraints, views, triggers,
     roster, extension members), and the 0.1.0 dataset is still usable."""
     from conftest import fresh_database
 
@@ -92,6 +111,9 @@ def test_upgrade_from_0_1_0_keeps_data_and_matches_a_fresh_install(server_dsn):
         c.execute("alter extension cerebro update to '0.2.0'")
         assert c.execute("select extversion from pg_extension where extname = 'cerebro'"
                          ).fetchone()[0] == "0.2.0"
+        c.execute("alter extension cerebro update")          # 0.2.0 -> the current release
+        assert c.execute("select extversion from pg_extension where extname = 'cerebro'"
+                         ).fetchone()[0] == cerebro.__version__
         assert c.execute("select num_rows, encoding->>'kind' from cerebro.datasets"
                          ).fetchone() == (60, "numeric")
         out = c.execute("select loss from cerebro.run_subepoch('mlp', 'd', 0)").fetchone()
@@ -150,3 +172,16 @@ def test_drop_extension_removes_everything(server_dsn):
         with psycopg.connect(server_dsn, autocommit=True) as admin:
             admin.execute(sql.SQL("drop database if exists {} with (force)").format(
                 sql.Identifier(db)))
+
+
+def test_name_rules_are_the_catalog_constraints(conn):
+    """The name patterns Python checks first (for a clear message) are exactly the catalog's
+    check constraints: one rule, written twice only because the frozen migration has it."""
+    from cerebro_udfs import names
+
+    defs = {r[0]: r[1] for r in conn.execute(
+        "select conrelid::regclass::text, pg_get_constraintdef(oid) from pg_constraint "
+        "where contype = 'c' and conrelid in ('cerebro.models'::regclass, "
+        "'cerebro.datasets'::regclass) and pg_get_constraintdef(oid) like '%name ~%'")}
+    assert f"'{names.MODEL_NAME.pattern}'" in defs["cerebro.models"]
+    assert f"'{names.DATASET_NAME.pattern}'" in defs["cerebro.datasets"]

@@ -33,18 +33,16 @@ $$;
 -- The scheduler calls it whenever the workload's events change; safe to call any time.
 create or replace function cerebro.automl_step(workload_id int) returns int
 language plpython3u as $$
-from cerebro_udfs.errors import sql_errors
-from cerebro_udfs.automl import step
-return sql_errors(step)(plpy, workload_id)
+from cerebro_udfs.sql_api import automl_step
+return automl_step(plpy, workload_id)
 $$;
 
 -- Called by the scheduler in the transaction that commits a config's epoch: ASHA/Hyperband
 -- stop a config at a rung it does not pass, PBT exploits and explores.
 create or replace function cerebro._on_epoch(config_id int, epoch int) returns void
 language plpython3u as $$
-from cerebro_udfs.errors import sql_errors
-from cerebro_udfs.automl import on_epoch
-sql_errors(on_epoch)(plpy, config_id, epoch)
+from cerebro_udfs.sql_api import on_epoch
+on_epoch(plpy, config_id, epoch)
 $$;
 
 -- Wake the scheduler (LISTEN cerebro) whenever configs or workloads change.

@@ -10,9 +10,8 @@ $$;
 
 create or replace function cerebro._prepare_params(workload_id int, params jsonb) returns jsonb
 language plpython3u as $$
-from cerebro_udfs.errors import sql_errors
-from cerebro_udfs.steering import prepare_params
-return sql_errors(prepare_params)(plpy, workload_id, params)
+from cerebro_udfs.sql_api import prepare_params
+return prepare_params(plpy, workload_id, params)
 $$;
 
 create or replace function cerebro._config_before() returns trigger
@@ -225,9 +224,8 @@ create or replace function cerebro.clone(config_id int, overrides jsonb default 
                                          workload_id int default null,
                                          max_epochs int default null)
 returns int language plpython3u as $$
-from cerebro_udfs.errors import sql_errors
-from cerebro_udfs.steering import clone
-return sql_errors(clone)(plpy, config_id, overrides, fresh, workload_id, max_epochs)
+from cerebro_udfs.sql_api import clone
+return clone(plpy, config_id, overrides, fresh, workload_id, max_epochs)
 $$;
 
 -- A child workload searching `space`, every other parameter pinned to the parent's best
@@ -242,10 +240,9 @@ create or replace function cerebro.drill_down(parent_workload int, space jsonb,
                                               seed bigint default null,
                                               options jsonb default '{}'::jsonb)
 returns int language plpython3u as $$
-from cerebro_udfs.errors import sql_errors
-from cerebro_udfs.steering import drill_down
-return sql_errors(drill_down)(plpy, parent_workload, space, search, num_configs, config_id,
-                              max_epochs, name, seed, options)
+from cerebro_udfs.sql_api import drill_down
+return drill_down(plpy, parent_workload, space, search, num_configs, config_id, max_epochs,
+                  name, seed, options)
 $$;
 
 -- A config's lineage (itself, then its parents) and every event about each of them.

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from . import search
+from . import search, steering, store
 from .errors import CerebroError
 
 PROCEDURES = ("hyperopt", "asha", "hyperband", "pbt")
@@ -34,73 +34,25 @@ NOT_TOLD = "not_told"
 
 
 # -- reading the tables ----------------------------------------------------------------------
-def _workload(plpy: Any, workload_id: int, lock: bool) -> dict[str, Any]:
-    rows = plpy.execute(plpy.prepare(
-        "select w.*, m.param_schema from cerebro.workloads w join cerebro.models m "
-        "using (model_id) where w.workload_id = $1" + (" for no key update of w" if lock else ""),
-        ["int"]), [workload_id])
-    if not rows:
+def _workload(plpy: Any, workload_id: int, lock: bool) -> store.Workload:
+    w = store.find_workload(plpy, workload_id, lock=lock)
+    if w is None:
         raise CerebroError(f"workload {workload_id} does not exist")
-    w = dict(rows[0])
-    for k in ("space", "options", "fixed_params", "param_schema"):
-        w[k] = json.loads(w[k]) if isinstance(w[k], str) else (w[k] or {})
     return w
 
 
-def _configs(plpy: Any, w: dict[str, Any]) -> list[dict[str, Any]]:
+def _configs(plpy: Any, w: store.Workload) -> list[dict[str, Any]]:
     """Configs with their best objective (as a loss: negated when maximised)."""
-    sign = 1.0 if w["objective_direction"] == "min" else -1.0
-    rows = plpy.execute(plpy.prepare(
-        "select c.config_id, c.params, c.status, c.epoch, c.source, c.created_at, "
-        "coalesce(c.max_epochs, w.max_epochs) as max_epochs, "
-        "(select l.best_objective from cerebro.leaderboard l "
-        "  where l.config_id = c.config_id) as best, "
-        "(select e.actor from cerebro.events e where e.config_id = c.config_id and "
-        "  e.action in ('stop', 'resume', 'add', 'clone') order by e.event_id desc limit 1) "
-        "  as last_actor "
-        "from cerebro.configs c join cerebro.workloads w using (workload_id) "
-        "where c.workload_id = $1 order by c.config_id", ["int"]), [w["workload_id"]])
-    out = []
-    for r in rows:
-        d = dict(r)
-        d["params"] = json.loads(d["params"])
-        d["loss"] = None if d["best"] is None else sign * d["best"]
-        out.append(d)
+    out = store.config_summaries(plpy, w.workload_id)
+    for d in out:
+        d["loss"] = None if d["best"] is None else w.sign * d["best"]
     return out
 
 
-def _objective_at(plpy: Any, w: dict[str, Any], epoch: int) -> dict[int, float]:
+def _objective_at(plpy: Any, w: store.Workload, epoch: int) -> dict[int, float]:
     """Each config's objective (as a loss) in its metrics row of ``epoch``."""
-    sign = 1.0 if w["objective_direction"] == "min" else -1.0
-    rows = plpy.execute(plpy.prepare(
-        "select m.config_id, cerebro.objective_value(m, $2) as v from cerebro.metrics m "
-        "join cerebro.configs c using (config_id) where c.workload_id = $1 and m.epoch = $3",
-        ["int", "text", "int"]), [w["workload_id"], w["objective"], epoch])
-    return {r["config_id"]: sign * r["v"] for r in rows if r["v"] is not None}
-
-
-def _act(plpy: Any, procedure: str) -> str:
-    prev = plpy.execute("select current_setting('cerebro.actor', true) as a")[0]["a"] or ""
-    plpy.execute(plpy.prepare("select set_config('cerebro.actor', $1, true)", ["text"]),
-                 [f"automl:{procedure}"])
-    return prev
-
-
-def _unact(plpy: Any, prev: str) -> None:
-    plpy.execute(plpy.prepare("select set_config('cerebro.actor', $1, true)", ["text"]),
-                 [prev])
-
-
-def _set_status(plpy: Any, config_id: int, status: str) -> None:
-    plpy.execute(plpy.prepare("update cerebro.configs set status = $2 where config_id = $1",
-                              ["int", "text"]), [config_id, status])
-
-
-def _insert(plpy: Any, workload_id: int, params: dict[str, Any], seed: int) -> int:
-    return plpy.execute(plpy.prepare(
-        "insert into cerebro.configs (workload_id, params, seed, source) values "
-        "($1, $2, $3, 'automl') returning config_id", ["int", "jsonb", "bigint"]),
-        [workload_id, json.dumps(params), seed])[0]["config_id"]
+    return {k: w.sign * v for k, v in store.objectives_at(plpy, w.workload_id, w.objective,
+                                                          epoch).items()}
 
 
 # -- options ------------------------------------------------------------------------------------
@@ -187,34 +139,24 @@ def from_internal(space: search.Space, vals: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _tpe_step(plpy: Any, w: dict[str, Any]) -> int:
-    from hyperopt import Domain, Trials, base, tpe
+def _trial_docs(plpy: Any, w: store.Workload, space: search.Space, domain: Any,
+                trials: Any, configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tell TPE every config so far (human ones too) as a finished hyperopt trial.
 
-    space = search.parse_space(w["space"], w["param_schema"], w["fixed_params"])
-    opts = w["options"]
-    configs = _configs(plpy, w)
-    automl_made = sum(1 for c in configs if c["source"] == "automl")
-    in_flight = sum(1 for c in configs if c["status"] == "active")
-    budget = (w["num_configs"] or 0) - automl_made
-    want = min(budget, opts["parallelism"] - in_flight)
-    hspace = _hp_space(space)
-    domain = Domain(lambda p: 0.0, hspace)
-    trials = Trials()
-    told = plpy.execute(plpy.prepare(
-        "select config_id from cerebro.events where workload_id = $1 and action = $2",
-        ["int", "text"]), [w["workload_id"], NOT_TOLD])
-    already_noted = {r["config_id"] for r in told}
+    A config outside the search space cannot be told; that is noted once as an event.
+    Running configs are told as +inf loss, failed ones as failures.
+    """
+    from hyperopt import base
+
+    already_noted = store.event_config_ids(plpy, w.workload_id, NOT_TOLD)
     docs = []
     for tid, c in enumerate(configs):
         vals, why = to_internal(space, c["params"])
         if vals is None:
             if c["config_id"] not in already_noted:
-                plpy.execute(plpy.prepare(
-                    "insert into cerebro.events (actor, workload_id, config_id, action, detail)"
-                    " values ('automl:hyperopt', $1, $2, $3, $4)",
-                    ["int", "int", "text", "jsonb"]),
-                    [w["workload_id"], c["config_id"], NOT_TOLD,
-                     json.dumps({"reason": f"outside the search space: {why}"})])
+                store.record_event(plpy, NOT_TOLD, workload_id=w.workload_id,
+                                   config_id=c["config_id"], actor="automl:hyperopt",
+                                   detail={"reason": f"outside the search space: {why}"})
             continue
         if c["status"] == "failed":
             result = {"status": base.STATUS_FAIL}
@@ -227,26 +169,40 @@ def _tpe_step(plpy: Any, w: dict[str, Any]) -> int:
         doc = trials.new_trial_docs([tid], [None], [result], [misc])[0]
         doc["state"] = base.JOB_STATE_DONE
         docs.append(doc)
+    return docs
+
+
+def _tpe_step(plpy: Any, w: store.Workload) -> int:
+    from hyperopt import Domain, Trials, base, tpe
+
+    space = search.parse_space(w.space, w.param_schema, w.fixed_params)
+    opts = w.options
+    configs = _configs(plpy, w)
+    automl_made = sum(1 for c in configs if c["source"] == "automl")
+    in_flight = sum(1 for c in configs if c["status"] == "active")
+    budget = (w.num_configs or 0) - automl_made
+    want = min(budget, opts["parallelism"] - in_flight)
+    domain = Domain(lambda p: 0.0, _hp_space(space))
+    trials = Trials()
+    docs = _trial_docs(plpy, w, space, domain, trials, configs)
     if want <= 0:
         return 0
     if docs:
         trials.insert_trial_docs(docs)
         trials.refresh()
-    added = 0
     for i in range(want):
         tid = len(configs) + i
-        seed = int(np.random.default_rng([int(w["seed"]) % (2**63), tid]).integers(2**31 - 1))
+        seed = int(np.random.default_rng([int(w.seed) % (2**63), tid]).integers(2**31 - 1))
         new = tpe.suggest([tid], domain, trials, seed, n_startup_jobs=opts["n_startup_jobs"])
         vals = {k: v[0] for k, v in new[0]["misc"]["vals"].items() if v}
-        params = {**search.defaults(w["param_schema"]), **w["fixed_params"],
+        params = {**search.defaults(w.param_schema), **w.fixed_params,
                   **from_internal(space, vals)}
-        _insert(plpy, w["workload_id"], params, int(w["seed"]) * 1000 + tid)
+        store.insert_config(plpy, w.workload_id, params, int(w.seed) * 1000 + tid)
         new[0]["result"] = {"status": base.STATUS_OK, "loss": float("inf")}
         new[0]["state"] = base.JOB_STATE_DONE
         trials.insert_trial_docs(new)
         trials.refresh()
-        added += 1
-    return added
+    return want
 
 
 # -- ASHA / Hyperband ---------------------------------------------------------------------------
@@ -258,28 +214,28 @@ def rungs(min_epochs: int, eta: int, max_epochs: int) -> list[int]:
     return out
 
 
-def _bracket_of(w: dict[str, Any], configs: list[dict[str, Any]], config_id: int) -> int:
-    if w["search"] != "hyperband":
+def _bracket_of(w: store.Workload, configs: list[dict[str, Any]], config_id: int) -> int:
+    if w.search != "hyperband":
         return 0
     n = len(_brackets(w))
     ids = [c["config_id"] for c in configs]
     return ids.index(config_id) % n
 
 
-def _brackets(w: dict[str, Any]) -> list[int]:
-    o = w["options"]
+def _brackets(w: store.Workload) -> list[int]:
+    o = w.options
     out, m = [], o["min_epochs"]
-    while m <= w["max_epochs"] or not out:      # s = 0 .. floor(log_eta(max / min))
+    while m <= w.max_epochs or not out:      # s = 0 .. floor(log_eta(max / min))
         out.append(m)
         m *= o["eta"]
     return out
 
 
-def _asha_on_epoch(plpy: Any, w: dict[str, Any], config_id: int, epoch: int) -> None:
+def _asha_on_epoch(plpy: Any, w: store.Workload, config_id: int, epoch: int) -> None:
     configs = _configs(plpy, w)
     me = next(c for c in configs if c["config_id"] == config_id)
     b = _bracket_of(w, configs, config_id)
-    rs = rungs(_brackets(w)[b], w["options"]["eta"], me["max_epochs"])
+    rs = rungs(_brackets(w)[b], w.options["eta"], me["max_epochs"])
     if epoch not in rs or me["status"] != "active":
         return
     # a human who resumed this config after AutoML stopped it has the last word at this rung
@@ -289,25 +245,24 @@ def _asha_on_epoch(plpy: Any, w: dict[str, Any], config_id: int, epoch: int) -> 
               if _bracket_of(w, configs, k) == b}
     if config_id not in scores:
         return
-    top = sorted(scores, key=lambda k: (scores[k], k))[:len(scores) // w["options"]["eta"]]
+    top = sorted(scores, key=lambda k: (scores[k], k))[:len(scores) // w.options["eta"]]
     if config_id not in top:
-        _set_status(plpy, config_id, "stopped")
+        store.set_status(plpy, config_id, "stopped")
 
 
 def _human_resumed(plpy: Any, config_id: int) -> bool:
-    rows = plpy.execute(plpy.prepare(
-        "select actor, action from cerebro.events where config_id = $1 and action in "
-        "('stop', 'resume') order by event_id desc limit 1", ["int"]), [config_id])
-    return bool(rows) and rows[0]["action"] == "resume" and rows[0]["actor"].startswith("human:")
+    last = store.last_stop_or_resume(plpy, config_id)
+    return last is not None and last["action"] == "resume" and \
+        last["actor"].startswith("human:")
 
 
-def _asha_step(plpy: Any, w: dict[str, Any]) -> int:
+def _asha_step(plpy: Any, w: store.Workload) -> int:
     """Promote configs that ASHA stopped and that now rank in the top 1/eta of their rung."""
     configs = _configs(plpy, w)
-    eta = w["options"]["eta"]
+    eta = w.options["eta"]
     promoted = 0
     for c in configs:
-        if c["status"] != "stopped" or c["last_actor"] != f"automl:{w['search']}":
+        if c["status"] != "stopped" or c["last_actor"] != f"automl:{w.search}":
             continue
         b = _bracket_of(w, configs, c["config_id"])
         rs = rungs(_brackets(w)[b], eta, c["max_epochs"])
@@ -317,41 +272,35 @@ def _asha_step(plpy: Any, w: dict[str, Any]) -> int:
                   if _bracket_of(w, configs, k) == b}
         top = sorted(scores, key=lambda k: (scores[k], k))[:len(scores) // eta]
         if c["config_id"] in top:
-            _set_status(plpy, c["config_id"], "active")
+            store.set_status(plpy, c["config_id"], "active")
             promoted += 1
     return promoted
 
 
 # -- PBT ----------------------------------------------------------------------------------------
-def _pbt_on_epoch(plpy: Any, w: dict[str, Any], config_id: int, epoch: int) -> None:
-    from .steering import clone
-
-    o = w["options"]
-    if epoch % o["interval"] != 0 or epoch >= w["max_epochs"]:
+def _pbt_on_epoch(plpy: Any, w: store.Workload, config_id: int, epoch: int) -> None:
+    o = w.options
+    if epoch % o["interval"] != 0 or epoch >= w.max_epochs:
         return
     configs = [c for c in _configs(plpy, w) if c["status"] in ("active", "completed")]
     latest = {}
     for c in configs:
-        rows = plpy.execute(plpy.prepare(
-            "select cerebro.objective_value(m, $2) as v from cerebro.metrics m where "
-            "m.config_id = $1 order by m.epoch desc limit 1", ["int", "text"]),
-            [c["config_id"], w["objective"]])
-        if rows and rows[0]["v"] is not None:
-            sign = 1.0 if w["objective_direction"] == "min" else -1.0
-            latest[c["config_id"]] = sign * rows[0]["v"]
+        v = store.latest_objective(plpy, c["config_id"], w.objective)
+        if v is not None:
+            latest[c["config_id"]] = w.sign * v
     if config_id not in latest or len(latest) < 2:
         return
     ranked = sorted(latest, key=lambda k: (latest[k], k))
     cut = max(1, int(len(ranked) * o["quantile"]))
     if config_id not in ranked[-cut:]:
         return
-    rng = random.Random(int(w["seed"]) * 7919 + config_id * 31 + epoch)
+    rng = random.Random(int(w.seed) * 7919 + config_id * 31 + epoch)
     donor = rng.choice(ranked[:cut])
     donor_params = next(c["params"] for c in configs if c["config_id"] == donor)
-    space = search.parse_space(w["space"], w["param_schema"], w["fixed_params"])
+    space = search.parse_space(w.space, w.param_schema, w.fixed_params)
     new = _perturb(space, donor_params, o, rng)
-    _set_status(plpy, config_id, "stopped")
-    clone(plpy, donor, json.dumps(new), False, None, None)
+    store.set_status(plpy, config_id, "stopped")
+    steering.clone(plpy, donor, json.dumps(new), False, None, None)
 
 
 def _perturb(space: search.Space, params: dict[str, Any], o: dict[str, Any],
@@ -374,33 +323,32 @@ def _perturb(space: search.Space, params: dict[str, Any], o: dict[str, Any],
 def step(plpy: Any, workload_id: int) -> int:
     """Run one step of the workload's procedure (suggest or promote). Returns configs changed."""
     w = _workload(plpy, workload_id, lock=True)
-    if w["search"] not in PROCEDURES or w["status"] != "active":
+    if w.search not in PROCEDURES or w.status != "active":
         return 0
-    prev = _act(plpy, w["search"])
+    prev = store.set_actor(plpy, f"automl:{w.search}")
     try:
-        if w["search"] == "hyperopt":
+        if w.search == "hyperopt":
             return _tpe_step(plpy, w)
-        if w["search"] in ("asha", "hyperband"):
+        if w.search in ("asha", "hyperband"):
             return _asha_step(plpy, w)
         return 0
     finally:
-        _unact(plpy, prev)
+        store.set_actor(plpy, prev)
 
 
 def on_epoch(plpy: Any, config_id: int, epoch: int) -> None:
     """Called in the transaction that commits ``config_id``'s epoch ``epoch``."""
-    row = plpy.execute(plpy.prepare("select workload_id from cerebro.configs where "
-                                    "config_id = $1", ["int"]), [config_id])
-    if not row:
+    workload_id = store.workload_of_config(plpy, config_id)
+    if workload_id is None:
         return
-    w = _workload(plpy, row[0]["workload_id"], lock=True)
-    if w["search"] not in ("asha", "hyperband", "pbt"):
+    w = _workload(plpy, workload_id, lock=True)
+    if w.search not in ("asha", "hyperband", "pbt"):
         return
-    prev = _act(plpy, w["search"])
+    prev = store.set_actor(plpy, f"automl:{w.search}")
     try:
-        if w["search"] == "pbt":
+        if w.search == "pbt":
             _pbt_on_epoch(plpy, w, config_id, epoch)
         else:
             _asha_on_epoch(plpy, w, config_id, epoch)
     finally:
-        _unact(plpy, prev)
+        store.set_actor(plpy, prev)

@@ -1,154 +1,200 @@
-"""Entry points called by the SQL function bodies (coordinator side).
+"""The SQL facade: the only module that PL/Python function bodies import.
 
-Each takes ``plpy`` (and ``GD`` where it caches) explicitly, so the logic is testable and the
-SQL bodies stay a few lines. Errors surface as one clean SQL error message.
+Every body in ``sql/idempotent/*.sql`` is one import from here and one call, with ``plpy``
+(and ``GD`` where the function caches) passed in explicitly, so the logic below it is plain,
+testable Python. This is also the one place where Python errors become SQL errors: each entry
+point is wrapped in :func:`errors.sql_errors`, which turns a :class:`CerebroError` into one
+clean ``ERROR:  cerebro: <message>`` with its hint and SQLSTATE.
+
+The layers are visible in the imports: this facade -> the verbs (``packing``, ``training``,
+``subepoch``, ``registry``, ``launch``, ``drill``, ``steering``, ``automl``, ``inference``,
+``petastorm_import``) -> the store and the pure helpers. The verbs never call each other
+through these SQL-facing signatures. Modules that pull in heavy dependencies (hyperopt,
+pyarrow, the inference path) are imported on first use, so a training backend never loads
+them.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
-from . import chunks, models, packing, training
-from .errors import CerebroError, sql_errors
-from .guard import segment_safe
+from . import cache, chunks, packing, registry, state, subepoch, training
+from .errors import sql_errors
 
-MAX_VALUE_BYTES = (1 << 30) - (1 << 20)   # PostgreSQL's 1 GB limit, less room for headers
-load_dataset = sql_errors(packing.load_dataset)
-drop_dataset = sql_errors(packing.drop_dataset)
-train_final = sql_errors(training.train_final)
-eval_final = sql_errors(training.eval_final)
-
-
-def _one(plpy: Any, query: str, types: list[str], args: list[Any], what: str) -> dict:
-    rows = plpy.execute(plpy.prepare(query, types), args)
-    if not rows:
-        raise CerebroError(f"{what} does not exist")
-    return dict(rows[0])
-
-
-def _spec(plpy: Any, model: str) -> dict[str, Any]:
-    row = _one(plpy, "select name, kind, entry_point, source, param_schema from cerebro.models "
-               "where name = $1", ["text"], [model], f"model {model!r}")
-    row["param_schema"] = json.loads(row["param_schema"])
-    return row
-
-
-def _check_params(spec: dict[str, Any], params: dict[str, Any]) -> None:
-    if not isinstance(params, dict):
-        raise CerebroError("params must be a JSON object like {\"learning_rate\": 0.01}")
-    reserved = models.RESERVED_PARAMS & set(params)
-    if reserved:
-        raise CerebroError(f"parameter name(s) {sorted(reserved)} are reserved")
-    schema = spec["param_schema"]
-    if schema:
-        unknown = sorted(set(params) - set(schema) - {"batch_size"})
-        if unknown:
-            raise CerebroError(f"model {spec['name']!r} does not take parameter(s) {unknown}",
-                               hint=f"it takes: {', '.join(sorted(schema))}")
+# -- datasets ---------------------------------------------------------------------------------
 
 
 @sql_errors
-def model_spec(plpy: Any, model: str) -> str:
-    spec = _spec(plpy, model)
-    spec.pop("param_schema")
-    return json.dumps(spec)
+def load_dataset(plpy: Any, *args: Any) -> int:
+    """``cerebro.load_dataset``: the arguments in the SQL function's order."""
+    return packing.load_dataset(plpy, *args)
 
 
 @sql_errors
-def subepoch_config(plpy: Any, model: str, dataset: str, params_json: str | None,
-                    seed: int, partition: int | None, epoch: int,
-                    config_id: int | None) -> str:
-    spec = _spec(plpy, model)
-    params = json.loads(params_json) if params_json else {}
-    _check_params(spec, params)
-    ds = _one(plpy, f"select {models.DATASET_COLUMNS} from cerebro.datasets where name = $1",
-              ["text"], [dataset], f"dataset {dataset!r}")
-    if partition is not None and not 0 <= partition < ds["num_partitions"]:
-        raise CerebroError(f"dataset {dataset!r} has partitions 0..{ds['num_partitions'] - 1}, "
-                           f"not {partition}")
-    cfg = models.training_config(ds, params, seed, partition, epoch, config_id)
-    return json.dumps(cfg)
-
-
-_AGG_SQL = (
-    "select (r).* from (select cerebro.{agg}($1, $2, $3) "
-    "within group (order by buffer_id, x, y, num_rows) as r "
-    "from cerebro.buffers where dataset_id = $4 {where}) s"
-)
+def drop_dataset(plpy: Any, name: str) -> bool:
+    return packing.drop_dataset(plpy, name)
 
 
 @sql_errors
-def run_unit(plpy: Any, kind: str, model: str, dataset: str, partition: int | None,
-             params_json: str | None, blob: bytes | None, seed: int, epoch: int,
-             GD: dict | None = None) -> dict:
-    """Run the train or eval aggregate on one partition (or, for eval, the whole dataset)."""
-    if kind == "train" and partition is None:
-        raise CerebroError("a sub-epoch trains on one partition: give partition => N")
-    spec_json = model_spec.__wrapped__(plpy, model)
-    cfg_json = subepoch_config.__wrapped__(plpy, model, dataset, params_json, seed, partition,
-                                           epoch, None)
-    dataset_id = json.loads(cfg_json)["dataset_id"]
-    agg = "train_subepoch" if kind == "train" else "evaluate_partition"
-    where = "and __dist_key__ = $5" if partition is not None else ""
-    types = ["bytea", "jsonb", "jsonb", "int"] + (["int"] if partition is not None else [])
-    args = [blob, spec_json, cfg_json, dataset_id] + ([partition] if partition is not None
-                                                     else [])
-    rows = plpy.execute(plpy.prepare(_AGG_SQL.format(agg=agg, where=where), types), args)
-    out = dict(rows[0])
-    if kind == "train" and chunks.is_ref(out["state"]):
-        # larger than the aggregate may return inline: join it if one value can hold it
-        data = b"".join(c[2] for c in chunks.unstash(GD, out["state"]))
-        if len(data) > MAX_VALUE_BYTES:
-            raise CerebroError(
-                f"the new state has {len(data)} bytes, more than one PostgreSQL value holds "
-                "(1 GB)", hint="train it with cerebro.launch: the scheduler stores large "
-                               "states in chunks")
-        out["state"] = data
-    return out
+def import_petastorm(plpy: Any, name: str, url: str, table_name: str | None,
+                     batch_rows: int | None, images: str, if_exists: str) -> int:
+    from . import petastorm_import
+
+    return petastorm_import.import_petastorm(plpy, name, url, table_name, batch_rows, images,
+                                             if_exists)
+
+
+# -- models -----------------------------------------------------------------------------------
 
 
 @sql_errors
 def register_model(plpy: Any, name: str, source: str, entry_point: str,
                    param_schema_json: str | None, description: str | None,
                    dataset: str | None, build_timeout: float | None = None) -> int:
-    import re
-    if not isinstance(name, str) or not re.match(r"^[a-z_][a-z0-9_]{0,62}$", name):
-        raise CerebroError(f"model name {name!r} is not valid",
-                           hint="lower-case letters, digits and _, starting with a letter or _")
-    if plpy.execute(plpy.prepare("select 1 from cerebro.models where name = $1", ["text"]),
-                    [name]):
-        raise CerebroError(f"model {name!r} already exists")
-    if not source or not source.strip():
-        raise CerebroError("source must hold the Python code of the model")
-    schema = json.loads(param_schema_json) if param_schema_json else {}
-    if not isinstance(schema, dict):
-        raise CerebroError("param_schema must be a JSON object {param: {\"default\": ...}}")
-    if dataset is not None:
-        ds = _one(plpy, "select name, feature_shape, task, classes from cerebro.datasets "
-                  "where name = $1", ["text"], [dataset], f"dataset {dataset!r}")
-        meta = models.dataset_meta(ds)
-    else:
-        meta = models.EXAMPLE_DATASET
-    spec = {"name": name, "kind": "custom", "entry_point": entry_point or "build",
-            "source": source}
-    example = {k: v["default"] for k, v in schema.items()
-               if isinstance(v, dict) and "default" in v}
-    with segment_safe(plpy):       # the script will run on segments: no database access
-        # fails clearly if the script is broken
-        models.build_model(spec, example, meta, seed=0, timeout=build_timeout)
-    return plpy.execute(plpy.prepare(
-        "insert into cerebro.models (name, kind, source, entry_point, param_schema, "
-        "description) values ($1, 'custom', $2, $3, $4, $5) returning model_id",
-        ["text", "text", "text", "jsonb", "text"]),
-        [name, source, spec["entry_point"], json.dumps(schema), description])[0]["model_id"]
+    return registry.register_model(plpy, name, source, entry_point, param_schema_json,
+                                   description, dataset, build_timeout)
+
+
+@sql_errors
+def sync_roster(plpy: Any) -> int:
+    return registry.sync_roster(plpy)
+
+
+@sql_errors
+def model_spec(plpy: Any, model: str) -> str:
+    return registry.model_spec(plpy, model)
+
+
+# -- the training step (segment-safe aggregates) ---------------------------------------------
+
+
+@sql_errors
+def collect(plpy: Any, GD: dict, token: int | None, buffer_id: int, x: bytes, y: bytes,
+            num_rows: int) -> int:
+    """State function of the aggregates: one buffer row into this backend's GD."""
+    return training.collect(GD, token, buffer_id, x, y, num_rows)
+
+
+@sql_errors
+def train_final(plpy: Any, GD: dict, token: int | None, blob: bytes | None, spec: Any,
+                cfg: Any) -> dict[str, Any]:
+    return training.train_final(plpy, GD, token, blob, spec, cfg)
+
+
+@sql_errors
+def eval_final(plpy: Any, GD: dict, token: int | None, blob: bytes | None, spec: Any,
+               cfg: Any) -> dict[str, Any]:
+    return training.eval_final(plpy, GD, token, blob, spec, cfg)
+
+
+@sql_errors
+def subepoch_config(plpy: Any, model: str, dataset: str, params_json: str | None, seed: int,
+                    partition: int | None, epoch: int, config_id: int | None) -> str:
+    return subepoch.subepoch_config(plpy, model, dataset, params_json, seed, partition, epoch,
+                                    config_id)
+
+
+@sql_errors
+def run_subepoch(plpy: Any, GD: dict, model: str, dataset: str, partition: int | None,
+                 params_json: str | None, blob: bytes | None, seed: int, epoch: int
+                 ) -> dict[str, Any]:
+    return subepoch.run_unit(plpy, GD, "train", model, dataset, partition, params_json, blob,
+                             seed, epoch)
+
+
+@sql_errors
+def run_evaluation(plpy: Any, GD: dict, model: str, dataset: str, partition: int | None,
+                   params_json: str | None, blob: bytes | None) -> dict[str, Any]:
+    return subepoch.run_unit(plpy, GD, "eval", model, dataset, partition, params_json, blob,
+                             0, 0)
+
+
+# -- model states -------------------------------------------------------------------------------
+
+
+@sql_errors
+def state_info(plpy: Any, blob: bytes) -> str:
+    """The header of a state, or of a chunked state's reference, as JSON text."""
+    if chunks.is_ref(blob):
+        blob_id, info = chunks.parse_ref(blob)
+        return json.dumps({"chunked": True, "blob": blob_id.hex(), **info})
+    h = state.read_header(blob)
+    h.pop("_payload_start", None)
+    h["bytes"] = len(blob)
+    return json.dumps(h)
+
+
+@sql_errors
+def stash_chunk(plpy: Any, GD: dict, blob_id: bytes, seq: int, data: bytes,
+                n_chunks: int) -> int:
+    return chunks.stash_chunk(GD, blob_id, seq, data, n_chunks)
+
+
+@sql_errors
+def unstash_chunks(plpy: Any, GD: dict, ref: bytes | None
+                   ) -> Iterator[tuple[bytes, int, bytes]]:
+    """Rows (blob, seq, data) of a state kept in GD, streamed one chunk at a time."""
+    return chunks.unstash(GD, ref)
+
+
+@sql_errors
+def cache_info(plpy: Any, GD: dict) -> str:
+    return json.dumps(cache.info(GD))
+
+
+# -- workloads and steering -------------------------------------------------------------------
 
 
 @sql_errors
 def launch(plpy: Any, *args: Any) -> int:
-    from .launch import launch as _launch      # imported on use: only launch needs search
+    """``cerebro.launch``: the arguments in the SQL function's order."""
+    from . import launch as _launch      # imported on use: only launch needs the searches
 
-    return _launch(plpy, *args)
+    return _launch.launch(plpy, *args)
+
+
+@sql_errors
+def drill_down(plpy: Any, parent_workload: int, space_json: str | None, search_name: str,
+               num_configs: int | None, config_id: int | None, max_epochs: int | None,
+               name: str | None, seed: int | None, options_json: str | None = None) -> int:
+    from . import drill
+
+    return drill.drill_down(plpy, parent_workload, space_json, search_name, num_configs,
+                            config_id, max_epochs, name, seed, options_json)
+
+
+@sql_errors
+def automl_step(plpy: Any, workload_id: int) -> int:
+    from . import automl
+
+    return automl.step(plpy, workload_id)
+
+
+@sql_errors
+def on_epoch(plpy: Any, config_id: int, epoch: int) -> None:
+    from . import automl
+
+    automl.on_epoch(plpy, config_id, epoch)
+
+
+@sql_errors
+def prepare_params(plpy: Any, workload_id: int, params_json: str) -> str:
+    from . import steering
+
+    return steering.prepare_params(plpy, workload_id, params_json)
+
+
+@sql_errors
+def clone(plpy: Any, config_id: int, overrides_json: str | None, fresh: bool,
+          workload_id: int | None, max_epochs: int | None = None) -> int:
+    from . import steering
+
+    return steering.clone(plpy, config_id, overrides_json, fresh, workload_id, max_epochs)
+
+
+# -- the winner -------------------------------------------------------------------------------
 
 
 @sql_errors
@@ -171,12 +217,3 @@ def export_model(plpy: Any, config_id: int, epoch: int | None) -> bytes:
     from . import inference
 
     return inference.export_model(plpy, config_id, epoch)
-
-
-@sql_errors
-def import_petastorm(plpy: Any, name: str, url: str, table_name: str | None,
-                     batch_rows: int | None, images: str, if_exists: str) -> int:
-    from . import petastorm_import
-
-    return petastorm_import.import_petastorm(plpy, name, url, table_name, batch_rows, images,
-                                             if_exists)

@@ -1,0 +1,602 @@
+-- complain if this script is sourced in psql rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION cerebro" to load this file. \quit
+-- cerebro 0.2.0 -> 0.3.0: built from sql/ by `cerebro build-sql`; do not edit.
+
+-- ==== idempotent/025-roster.sql ====
+-- The roster's parameter schemas come from the Python that builds the models (PARAMS in
+-- udfs/cerebro_udfs/roster/), written into cerebro.models at every install and upgrade: one
+-- source of truth, never a hand copy.
+do language plpython3u $$
+from cerebro_udfs.sql_api import sync_roster
+sync_roster(plpy)
+$$;
+
+-- ==== idempotent/030-training.sql ====
+-- The in-database training step: segment-safe ordered-set aggregates.
+
+create or replace function cerebro._collect(token bigint, buffer_id int, x bytea, y bytea,
+                                            num_rows int) returns bigint
+language plpython3u as $$
+from cerebro_udfs.sql_api import collect
+return collect(plpy, GD, token, buffer_id, x, y, num_rows)
+$$;
+
+create or replace function cerebro._train_final(token bigint, state bytea, model jsonb,
+                                                config jsonb) returns cerebro.subepoch_result
+language plpython3u as $$
+from cerebro_udfs.sql_api import train_final
+return train_final(plpy, GD, token, state, model, config)
+$$;
+
+create or replace function cerebro._eval_final(token bigint, state bytea, model jsonb,
+                                               config jsonb) returns cerebro.eval_result
+language plpython3u as $$
+from cerebro_udfs.sql_api import eval_final
+return eval_final(plpy, GD, token, state, model, config)
+$$;
+
+-- One MOP sub-epoch: train `state` (NULL = fresh init from config's seed) on the rows of one
+-- partition, in buffer_id order. Returns (state, loss, metrics, rows, seconds).
+--   select (cerebro.train_subepoch(state, model, config)
+--           within group (order by buffer_id, x, y, num_rows)).*
+--     from cerebro.buffers where dataset_id = 1 and __dist_key__ = 0;
+create or replace aggregate cerebro.train_subepoch(state bytea, model jsonb, config jsonb
+        order by buffer_id int, x bytea, y bytea, num_rows int) (
+    sfunc = cerebro._collect, stype = bigint, finalfunc = cerebro._train_final);
+
+-- Loss and metrics of `state` on the rows aggregated (a partition, or a whole dataset).
+create or replace aggregate cerebro.evaluate_partition(state bytea, model jsonb, config jsonb
+        order by buffer_id int, x bytea, y bytea, num_rows int) (
+    sfunc = cerebro._collect, stype = bigint, finalfunc = cerebro._eval_final);
+
+-- The config the aggregates take: parameters (checked against the model), seed, dataset
+-- metadata, and the partition's cache key.
+create or replace function cerebro.subepoch_config(
+    model text, dataset text, params jsonb default '{}'::jsonb, seed bigint default 0,
+    partition int default null, epoch int default 0, config_id int default null
+) returns jsonb language plpython3u stable as $$
+from cerebro_udfs.sql_api import subepoch_config
+return subepoch_config(plpy, model, dataset, params, seed, partition, epoch, config_id)
+$$;
+
+-- Convenience for psql: one sub-epoch of `model` with `params` on one partition of `dataset`.
+create or replace function cerebro.run_subepoch(
+    model text, dataset text, partition int, params jsonb default '{}'::jsonb,
+    state bytea default null, seed bigint default 0, epoch int default 0
+) returns cerebro.subepoch_result language plpython3u as $$
+from cerebro_udfs.sql_api import run_subepoch
+return run_subepoch(plpy, GD, model, dataset, partition, params, state, seed, epoch)
+$$;
+
+-- Convenience for psql: evaluate a state on one partition (or all, partition => NULL).
+create or replace function cerebro.run_evaluation(
+    model text, dataset text, state bytea, params jsonb default '{}'::jsonb,
+    partition int default null
+) returns cerebro.eval_result language plpython3u as $$
+from cerebro_udfs.sql_api import run_evaluation
+return run_evaluation(plpy, GD, model, dataset, partition, params, state)
+$$;
+
+-- The header of a model state (format, config, epoch, partitions done, array table). For a
+-- chunked state's reference: {"chunked": true, "blob", "size", "chunks"}.
+create or replace function cerebro.state_info(state bytea) returns jsonb
+language plpython3u immutable strict as $$
+from cerebro_udfs.sql_api import state_info
+return state_info(plpy, state)
+$$;
+
+-- Internal (chunked states, see udfs/cerebro_udfs/chunks.py): the one place SQL knows the
+-- layout of a chunked-state reference, 'CRBCHUNK' | 16-byte blob id | JSON {size, crc32,
+-- chunks}. The blob id of a reference; NULL for an inline state.
+create or replace function cerebro._chunk_blob(state bytea) returns bytea
+language sql immutable strict set search_path = pg_catalog, pg_temp as $$
+select case when substring(state from 1 for 8) = '\x4352424348554e4b'::bytea
+            then substring(state from 9 for 16) end
+$$;
+
+-- Internal: the JSON {size, crc32, chunks} of a chunked-state reference; NULL when inline.
+create or replace function cerebro._chunk_info(state bytea) returns jsonb
+language sql immutable strict set search_path = pg_catalog, pg_temp as $$
+select case when cerebro._chunk_blob(state) is not null
+            then convert_from(substring(state from 25), 'UTF8')::jsonb end
+$$;
+
+-- Internal: assemble chunk `seq` of a blob in this backend, in order, for the next training or
+-- evaluation statement to use.
+create or replace function cerebro._stash_chunk(blob bytea, seq int, data bytea, chunks int)
+returns bigint language plpython3u as $$
+from cerebro_udfs.sql_api import stash_chunk
+return stash_chunk(plpy, GD, blob, seq, data, chunks)
+$$;
+
+-- Internal: stash every chunk of the state `ref` refers to (nothing for an inline state).
+create or replace function cerebro._stash_state(ref bytea) returns bigint
+language sql as $$
+select coalesce(max(cerebro._stash_chunk(c.blob, c.seq, c.data,
+                                         (cerebro._chunk_info(ref)->>'chunks')::int)), 0)
+  from (select blob, seq, data from cerebro.state_chunks
+         where blob = cerebro._chunk_blob(ref)
+         order by seq) c
+$$;
+
+-- Internal: the chunk rows of a state the training aggregate kept in this backend because it
+-- was too large to return (no rows for an inline state).
+create or replace function cerebro._unstash_chunks(state bytea)
+returns table (blob bytea, seq int, data bytea) language plpython3u as $$
+from cerebro_udfs.sql_api import unstash_chunks
+return unstash_chunks(plpy, GD, state)
+$$;
+
+-- Remove chunks no state or checkpoint refers to (all, or only `blob`'s). Returns rows removed.
+create or replace function cerebro._drop_unreferenced_chunks(only_blob bytea default null)
+returns bigint language sql as $$
+with refs as (
+    select cerebro._chunk_blob(state) as blob from cerebro.states
+    union
+    select cerebro._chunk_blob(state) from cerebro.checkpoints
+), gone as (
+    delete from cerebro.state_chunks c
+     where (only_blob is null or c.blob = only_blob)
+       and not exists (select 1 from refs where refs.blob = c.blob)
+    returning 1
+)
+select count(*) from gone
+$$;
+
+-- What this backend keeps in its GD cache (decoded partitions, compiled models).
+create or replace function cerebro.cache_info() returns jsonb
+language plpython3u as $$
+from cerebro_udfs.sql_api import cache_info
+return cache_info(plpy, GD)
+$$;
+
+-- ==== idempotent/040-workloads.sql ====
+-- Workloads: launching a search, waking the scheduler, and the views people and BI tools read.
+
+-- Start a model-selection search: inserts the workload and its configs (grid: the product
+-- of the `choice` lists; random, asha, hyperband, pbt: `num_configs` samples with `seed`;
+-- hyperopt: TPE suggestions, `parallelism` at a time) and returns its id. `options` are the
+-- procedure's parameters (hyperopt: parallelism, n_startup_jobs; asha/hyperband:
+-- min_epochs, eta; pbt: interval, quantile, perturb, resample_probability).
+-- Training starts when the transaction commits. `params` are fixed parameters for every
+-- config; `objective` is e.g. valid_loss (minimised) or valid_accuracy (maximised); add
+-- ':min'/':max' to state the direction of another metric.
+create or replace function cerebro.launch(
+    name text,
+    model text,
+    train text,
+    valid text default null,
+    search text default 'grid',
+    space jsonb default '{}'::jsonb,
+    num_configs int default null,
+    max_epochs int default 10,
+    objective text default 'valid_loss',
+    seed bigint default 0,
+    params jsonb default '{}'::jsonb,
+    priority int default 0,
+    options jsonb default '{}'::jsonb
+) returns int language plpython3u as $$
+from cerebro_udfs.sql_api import launch
+return launch(plpy, name, model, train, valid, search, space, num_configs, max_epochs,
+              objective, seed, params, priority, options)
+$$;
+
+-- One step of a workload's AutoML procedure (hyperopt: suggest up to `parallelism` configs
+-- in flight; asha/hyperband: promote stopped configs that now rank in their rung's top).
+-- The scheduler calls it whenever the workload's events change; safe to call any time.
+create or replace function cerebro.automl_step(workload_id int) returns int
+language plpython3u as $$
+from cerebro_udfs.sql_api import automl_step
+return automl_step(plpy, workload_id)
+$$;
+
+-- Called by the scheduler in the transaction that commits a config's epoch: ASHA/Hyperband
+-- stop a config at a rung it does not pass, PBT exploits and explores.
+create or replace function cerebro._on_epoch(config_id int, epoch int) returns void
+language plpython3u as $$
+from cerebro_udfs.sql_api import on_epoch
+on_epoch(plpy, config_id, epoch)
+$$;
+
+-- Wake the scheduler (LISTEN cerebro) whenever configs or workloads change.
+create or replace function cerebro._notify() returns trigger
+language plpgsql as $$
+begin
+    perform pg_notify('cerebro', tg_table_name);
+    return null;
+end
+$$;
+drop trigger if exists notify_scheduler on cerebro.configs;
+create trigger notify_scheduler after insert or update of status, priority, max_epochs
+    on cerebro.configs for each statement execute function cerebro._notify();
+drop trigger if exists notify_scheduler on cerebro.workloads;
+create trigger notify_scheduler after insert or update of status, priority
+    on cerebro.workloads for each statement execute function cerebro._notify();
+
+-- The value of a workload's objective in one metrics row (NULL when not measured).
+create or replace function cerebro.objective_value(m cerebro.metrics, objective text)
+returns double precision language sql immutable as $$
+    select case
+        when o = 'valid_loss' then m.valid_loss
+        when o = 'train_loss' then m.train_loss
+        when o like 'valid\_%' then (m.valid_metrics ->> substr(o, 7))::double precision
+        when o like 'train\_%' then (m.train_metrics ->> substr(o, 7))::double precision
+    end
+    from (select split_part(objective, ':', 1) as o) s
+$$;
+
+-- One row per config: its objective (best and last), status and rank in its workload.
+-- Stable columns: workload, workload_id, config_id, rank, status, epochs, max_epochs,
+-- best_objective, last_objective, objective, direction, params, source, parent_config, error.
+create or replace view cerebro.leaderboard as
+with scored as (
+    select c.config_id, w.workload_id, w.name as workload, c.status, c.epoch as epochs,
+           coalesce(c.max_epochs, w.max_epochs) as max_epochs, w.objective,
+           w.objective_direction as direction, c.params, c.source, c.parent_config, c.error,
+           (select case when w.objective_direction = 'min'
+                        then min(cerebro.objective_value(m, w.objective))
+                        else max(cerebro.objective_value(m, w.objective)) end
+              from cerebro.metrics m where m.config_id = c.config_id) as best_objective,
+           (select cerebro.objective_value(m, w.objective) from cerebro.metrics m
+             where m.config_id = c.config_id order by m.epoch desc limit 1) as last_objective
+      from cerebro.configs c join cerebro.workloads w using (workload_id)
+)
+select workload, workload_id, config_id,
+       rank() over (partition by workload_id order by
+                    case when direction = 'min' then best_objective else -best_objective end
+                    asc nulls last) as rank,
+       status, epochs, max_epochs, best_objective, last_objective, objective, direction,
+       params, source, parent_config, error
+  from scored;
+
+-- One row per workload: configs by status, epochs done of total, throughput, time left.
+create or replace view cerebro.progress as
+with per_config as (
+    select c.workload_id, c.status, c.epoch,
+           coalesce(c.max_epochs, w.max_epochs) as max_epochs
+      from cerebro.configs c join cerebro.workloads w using (workload_id)
+), rate as (
+    select c.workload_id, count(*) / 5.0 as units_per_minute
+      from cerebro.units u join cerebro.configs c using (config_id)
+     where u.outcome = 'ok' and u.ended_at > now() - interval '5 minutes'
+     group by c.workload_id
+), unit_cost as (
+    select w.workload_id,
+           (td.num_partitions + coalesce(vd.num_partitions, 0)) as units_per_epoch
+      from cerebro.workloads w join cerebro.datasets td on td.dataset_id = w.train_dataset
+      left join cerebro.datasets vd on vd.dataset_id = w.valid_dataset
+)
+select w.name as workload, w.workload_id, w.status, w.search, w.objective,
+       count(p.*) as configs,
+       count(*) filter (where p.status = 'active') as active,
+       count(*) filter (where p.status = 'stopped') as stopped,
+       count(*) filter (where p.status = 'completed') as completed,
+       count(*) filter (where p.status = 'failed') as failed,
+       coalesce(sum(p.epoch), 0) as epochs_done,
+       coalesce(sum(p.max_epochs) filter (where p.status <> 'failed'), 0) as epochs_total,
+       coalesce(r.units_per_minute, 0) as units_per_minute,
+       case when coalesce(r.units_per_minute, 0) > 0 then
+            make_interval(secs => 60.0 * uc.units_per_epoch *
+                coalesce(sum(greatest(p.max_epochs - p.epoch, 0))
+                         filter (where p.status = 'active'), 0) / r.units_per_minute)
+       end as eta
+  from cerebro.workloads w
+  left join per_config p using (workload_id)
+  left join rate r using (workload_id)
+  left join unit_cost uc using (workload_id)
+ group by w.workload_id, r.units_per_minute, uc.units_per_epoch;
+
+-- One row per config, epoch and metric (train_loss, valid_loss, train_<m>, valid_<m>).
+-- A clone inherits its ancestors' history up to the epoch it was cloned at (from_config
+-- says whose row it is).
+create or replace view cerebro.learning_curves as
+with recursive src(config_id, from_config, upto) as (
+    select c.config_id, c.config_id, null::int from cerebro.configs c
+    union all
+    select s.config_id, p.parent_config,
+           case when s.upto is null then p.clone_epoch else least(s.upto, p.clone_epoch) end
+      from src s join cerebro.configs p on p.config_id = s.from_config
+     where p.parent_config is not null and p.clone_epoch is not null
+)
+select w.name as workload, c.workload_id, s.config_id, m.epoch, v.metric, v.value,
+       s.from_config, m.created_at
+  from src s
+  join cerebro.metrics m on m.config_id = s.from_config and (s.upto is null or m.epoch <= s.upto)
+  join cerebro.configs c on c.config_id = s.config_id
+  join cerebro.workloads w on w.workload_id = c.workload_id
+  cross join lateral (
+      select 'train_loss'::text as metric, m.train_loss as value
+      union all select 'valid_loss', m.valid_loss where m.valid_loss is not null
+      union all select 'train_' || key, value::double precision
+                  from jsonb_each_text(m.train_metrics)
+      union all select 'valid_' || key, value::double precision
+                  from jsonb_each_text(m.valid_metrics)) v;
+
+-- Remove a workload with its configs, metrics, checkpoints, units and events.
+create or replace function cerebro.drop_workload(name text) returns boolean
+language plpgsql as $$
+begin
+    delete from cerebro.workloads w where w.name = drop_workload.name;
+    if not found then
+        raise exception 'cerebro: workload % does not exist', quote_literal(name)
+              using errcode = '22023';
+    end if;
+    perform cerebro._drop_unreferenced_chunks();
+    return true;
+end
+$$;
+
+-- ==== idempotent/050-steering.sql ====
+-- Steering: the config and workload state machines, enforced on plain UPDATE/INSERT, the
+-- audit trail, and the verbs clone, drill_down, stop and history.
+
+-- Who is acting: the session's cerebro.actor setting ('system' for the scheduler,
+-- 'automl:<procedure>' for search procedures), else the human 'human:<role>'.
+create or replace function cerebro.actor() returns text
+language sql stable as $$
+    select coalesce(nullif(current_setting('cerebro.actor', true), ''), 'human:' || current_user)
+$$;
+
+create or replace function cerebro._prepare_params(workload_id int, params jsonb) returns jsonb
+language plpython3u as $$
+from cerebro_udfs.sql_api import prepare_params
+return prepare_params(plpy, workload_id, params)
+$$;
+
+create or replace function cerebro._config_before() returns trigger
+language plpgsql as $$
+declare
+    actor text := cerebro.actor();
+    wl record;
+    limit_epochs int;
+begin
+    select * into wl from cerebro.workloads where workload_id = new.workload_id;
+    if tg_op = 'INSERT' then
+        if wl.status = 'cancelled' then
+            raise exception 'cerebro: workload % is cancelled; it takes no new configs', wl.name
+                  using errcode = '22023';
+        end if;
+        if new.status <> 'active' then
+            raise exception 'cerebro: a new config starts as active, not %', new.status
+                  using errcode = '22023';
+        end if;
+        if (new.epoch <> 0 or new.partitions_done <> '{}') and new.source <> 'clone' then
+            raise exception 'cerebro: a new config starts at epoch 0 (use cerebro.clone to '
+                  'continue from trained weights)' using errcode = '22023';
+        end if;
+        new.params := cerebro._prepare_params(new.workload_id, new.params);
+        -- a clone of a config that already used up its epochs waits, completed, until
+        -- someone raises its max_epochs (train longer)
+        if new.source = 'clone' and new.epoch >= coalesce(new.max_epochs, wl.max_epochs) then
+            new.status := 'completed';
+        end if;
+        if new.seed = 0 then
+            new.seed := wl.seed * 1000 + (select count(*) from cerebro.configs c
+                                           where c.workload_id = new.workload_id);
+        end if;
+        new.created_at := now();
+        new.updated_at := now();
+        return new;
+    end if;
+
+    -- UPDATE
+    if actor <> 'system' then
+        if new.params is distinct from old.params then
+            raise exception 'cerebro: config % params cannot change once added', old.config_id
+                  using errcode = '22023',
+                        hint = 'clone it with new values: SELECT cerebro.clone(config_id, ''{"learning_rate": 0.001}'')';
+        end if;
+        if new.epoch <> old.epoch or new.partitions_done <> old.partitions_done
+           or new.workload_id <> old.workload_id or new.lost_units <> old.lost_units then
+            raise exception 'cerebro: epoch, partitions_done, workload_id and lost_units are '
+                  'maintained by the scheduler' using errcode = '22023';
+        end if;
+    end if;
+    limit_epochs := coalesce(new.max_epochs, wl.max_epochs);
+    -- train longer: raising max_epochs re-activates a completed config
+    if old.status = 'completed' and new.status = 'completed'
+       and new.max_epochs is distinct from old.max_epochs and new.epoch < limit_epochs then
+        new.status := 'active';
+    end if;
+    if new.status is distinct from old.status then
+        if not ((old.status = 'active' and new.status = 'stopped')
+                or (old.status in ('stopped', 'failed') and new.status = 'active')
+                or (old.status = 'completed' and new.status = 'active' and new.epoch < limit_epochs)
+                or (old.status = 'stopped' and new.status = 'completed' and actor = 'system')
+                or (actor = 'system' and old.status = 'active'
+                    and new.status in ('completed', 'failed'))) then
+            raise exception 'cerebro: config % cannot go from % to %', old.config_id,
+                  old.status, new.status using errcode = '22023',
+                  hint = 'allowed: active -> stopped; stopped or failed -> active; completed -> '
+                         'active after raising max_epochs above its epochs (or just raise '
+                         'max_epochs); completed and failed are set by the scheduler';
+        end if;
+        if new.status = 'active' then
+            new.error := null;
+            new.lost_units := 0;
+        end if;
+    end if;
+    new.updated_at := now();
+    return new;
+end
+$$;
+
+create or replace function cerebro._config_after() returns trigger
+language plpgsql as $$
+declare
+    actor text := cerebro.actor();
+begin
+    if tg_op = 'INSERT' then
+        insert into cerebro.events (actor, workload_id, config_id, action, detail)
+        values (case when new.source = 'automl' and actor like 'human:%'
+                     then 'automl:' || (select search from cerebro.workloads
+                                         where workload_id = new.workload_id)
+                     else actor end,
+                new.workload_id, new.config_id,
+                case when new.source = 'clone' then 'clone' else 'add' end,
+                jsonb_build_object('params', new.params, 'parent_config', new.parent_config,
+                                   'epoch', new.epoch));
+        return null;
+    end if;
+    if new.status is distinct from old.status then
+        insert into cerebro.events (actor, workload_id, config_id, action, detail)
+        values (actor, new.workload_id, new.config_id,
+                case new.status when 'stopped' then 'stop' when 'completed' then 'completed'
+                                when 'failed' then 'failed' else 'resume' end,
+                jsonb_build_object('from', old.status, 'to', new.status, 'epoch', new.epoch,
+                                   'partitions_done', new.partitions_done)
+                || case when new.error is not null then jsonb_build_object('error', new.error)
+                        else '{}'::jsonb end);
+    end if;
+    if new.max_epochs is distinct from old.max_epochs then
+        insert into cerebro.events (actor, workload_id, config_id, action, detail)
+        values (actor, new.workload_id, new.config_id, 'max_epochs',
+                jsonb_build_object('from', old.max_epochs, 'to', new.max_epochs));
+    end if;
+    if new.priority is distinct from old.priority then
+        insert into cerebro.events (actor, workload_id, config_id, action, detail)
+        values (actor, new.workload_id, new.config_id, 'priority',
+                jsonb_build_object('from', old.priority, 'to', new.priority));
+    end if;
+    return null;
+end
+$$;
+
+drop trigger if exists steer_before on cerebro.configs;
+create trigger steer_before before insert or update on cerebro.configs
+    for each row execute function cerebro._config_before();
+drop trigger if exists steer_after on cerebro.configs;
+create trigger steer_after after insert or update on cerebro.configs
+    for each row execute function cerebro._config_after();
+
+create or replace function cerebro._workload_before() returns trigger
+language plpgsql as $$
+begin
+    if new.status is distinct from old.status then
+        if not ((old.status = 'active' and new.status in ('paused', 'cancelled'))
+                or (old.status = 'paused' and new.status in ('active', 'cancelled'))) then
+            raise exception 'cerebro: workload % cannot go from % to %', old.name, old.status,
+                  new.status using errcode = '22023',
+                  hint = 'allowed: active -> paused or cancelled; paused -> active or '
+                         'cancelled; cancelled is final';
+        end if;
+    end if;
+    return new;
+end
+$$;
+
+create or replace function cerebro._workload_after() returns trigger
+language plpgsql as $$
+begin
+    if new.status is distinct from old.status then
+        insert into cerebro.events (actor, workload_id, action, detail)
+        values (cerebro.actor(), new.workload_id,
+                case new.status when 'paused' then 'pause' when 'cancelled' then 'cancel'
+                                else 'resume' end,
+                jsonb_build_object('from', old.status, 'to', new.status));
+        if new.status = 'cancelled' then
+            update cerebro.configs set status = 'stopped'
+             where workload_id = new.workload_id and status = 'active';
+        end if;
+    end if;
+    if new.priority is distinct from old.priority then
+        insert into cerebro.events (actor, workload_id, action, detail)
+        values (cerebro.actor(), new.workload_id, 'priority',
+                jsonb_build_object('from', old.priority, 'to', new.priority));
+    end if;
+    return null;
+end
+$$;
+
+drop trigger if exists steer_before on cerebro.workloads;
+create trigger steer_before before update on cerebro.workloads
+    for each row execute function cerebro._workload_before();
+drop trigger if exists steer_after on cerebro.workloads;
+create trigger steer_after after update on cerebro.workloads
+    for each row execute function cerebro._workload_after();
+
+-- Stop a config. With immediate => true the sub-epoch in flight is cancelled too; the state
+-- of its last finished sub-epoch is kept, and resume continues from there.
+create or replace function cerebro.stop(config_id int, immediate boolean default false)
+returns boolean language plpgsql as $$
+declare
+    n int;
+begin
+    update cerebro.configs c set status = 'stopped'
+     where c.config_id = stop.config_id and c.status = 'active';
+    get diagnostics n = row_count;
+    if n = 0 and not exists (select 1 from cerebro.configs c where c.config_id = stop.config_id) then
+        raise exception 'cerebro: config % does not exist', config_id using errcode = '22023';
+    end if;
+    if immediate then
+        perform pg_cancel_backend(u.backend_pid) from cerebro.units u
+         where u.config_id = stop.config_id and u.ended_at is null and u.backend_pid is not null;
+    end if;
+    return n > 0;
+end
+$$;
+
+-- Resume a stopped or failed config (same as UPDATE ... SET status = 'active').
+create or replace function cerebro.resume(config_id int) returns boolean
+language sql as $$
+    update cerebro.configs c set status = 'active'
+     where c.config_id = resume.config_id and c.status <> 'active' returning true
+$$;
+
+-- Clone a config with its trained weights and optimizer state (latest checkpoint), applying
+-- `overrides` (a new learning_rate is applied to the restored optimizer; a new batch_size
+-- takes effect at once). Overrides that change the architecture need fresh => true. The
+-- clone keeps the parent's epoch count; give max_epochs to let it train further than the
+-- workload's limit (a clone with no epochs left waits as completed).
+create or replace function cerebro.clone(config_id int, overrides jsonb default '{}'::jsonb,
+                                         fresh boolean default false,
+                                         workload_id int default null,
+                                         max_epochs int default null)
+returns int language plpython3u as $$
+from cerebro_udfs.sql_api import clone
+return clone(plpy, config_id, overrides, fresh, workload_id, max_epochs)
+$$;
+
+-- A child workload searching `space`, every other parameter pinned to the parent's best
+-- config (or `config_id`), with any search procedure and its `options`. Shares the workers
+-- with its parent.
+create or replace function cerebro.drill_down(parent_workload int, space jsonb,
+                                              search text default 'grid',
+                                              num_configs int default null,
+                                              config_id int default null,
+                                              max_epochs int default null,
+                                              name text default null,
+                                              seed bigint default null,
+                                              options jsonb default '{}'::jsonb)
+returns int language plpython3u as $$
+from cerebro_udfs.sql_api import drill_down
+return drill_down(plpy, parent_workload, space, search, num_configs, config_id, max_epochs,
+                  name, seed, options)
+$$;
+
+-- A config's lineage (itself, then its parents) and every event about each of them.
+create or replace function cerebro.history(config_id int)
+returns table (at timestamptz, config_id int, generation int, actor text, action text,
+               detail jsonb)
+language sql stable as $$
+    with recursive lineage(config_id, generation) as (
+        select c.config_id, 0 from cerebro.configs c where c.config_id = history.config_id
+        union all
+        select c.parent_config, l.generation + 1
+          from lineage l join cerebro.configs c on c.config_id = l.config_id
+         where c.parent_config is not null and l.generation < 100
+    )
+    select e.at, e.config_id, l.generation, e.actor, e.action, e.detail
+      from lineage l join cerebro.events e on e.config_id = l.config_id
+     order by e.at, e.event_id
+$$;
+
+-- ==== idempotent/090-grants.sql ====
+-- Privileges: cerebro_user loads data, launches and steers; cerebro_admin also registers
+-- custom code. (Row-level security per owner comes with multi-tenancy.)
+grant usage on schema cerebro to cerebro_user;
+grant select on all tables in schema cerebro to cerebro_user;
+grant insert, update, delete on cerebro.datasets, cerebro.buffers to cerebro_user;
+grant insert, update on cerebro.workloads, cerebro.configs, cerebro.events to cerebro_user;
+grant usage on all sequences in schema cerebro to cerebro_user;
+revoke insert, update, delete on cerebro.models from cerebro_user;

@@ -1,0 +1,7 @@
+-- The roster's parameter schemas come from the Python that builds the models (PARAMS in
+-- udfs/cerebro_udfs/roster/), written into cerebro.models at every install and upgrade: one
+-- source of truth, never a hand copy.
+do language plpython3u $$
+from cerebro_udfs.sql_api import sync_roster
+sync_roster(plpy)
+$$;
