@@ -5,25 +5,36 @@ with numpy in bulk (no per-value Python work), checked for NULL/NaN, encoded (cl
 indices, optional standardisation), shuffled once with the seed, split into partitions and
 written as float32 ``bytea`` buffers. Everything happens in the caller's transaction, so a
 failure leaves no half-made dataset.
+
+The catalog row goes through :mod:`store`; the statements here read the user's source
+relation and write ``cerebro.buffers``, the packing's own data path.
 """
 
 from __future__ import annotations
 
-import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from . import encoding, expressions
-from .catalog import Relation, resolve_relation
+from . import encoding, expressions, names, store
+from .catalog import Column, Relation, resolve_relation
 from .errors import CerebroError
 
 FETCH_ROWS = 50_000
 TARGET_BUFFER_BYTES = 16 << 20
-_NAME_HINT = "dataset names start with a letter or _ and use letters, digits, _ . - (max 63)"
+TASKS = ("auto", "classification", "regression")
+NORMALIZATIONS = ("auto", "standard", "none")
 _ROW = np.dtype([("len", ">i4"), ("v", ">f4")])
+
+# The data path: {rel} is a quoted relation, {col}/{x}/{y} quoted identifiers or checked SQL.
+NULL_COUNT_SQL = "select count(*) as n from {rel} where {col} is null"
+READ_SQL = "select {x} as x, {y} as y from {rel}"
+INSERT_BUFFER_SQL = ("insert into cerebro.buffers (dataset_id, __dist_key__, buffer_id, "
+                     "num_rows, x, y) values ($1, $2, $3, $4, $5, $6)")
+INSERT_BUFFER_TYPES = ["int", "int", "int", "int", "bytea", "bytea"]
 
 
 @dataclass
@@ -33,11 +44,23 @@ class Packed:
     feature_shape: list[int]
 
 
+@dataclass
+class _Features:
+    """How the feature columns of the source are read: the encoding (numeric, image, text),
+    the SQL expression that yields one raw ``x`` per row, and the array-typed features
+    (their values are flattened or keep their shape; see :func:`_feature_sql`)."""
+
+    names: list[str]
+    enc: dict[str, Any]
+    sql: str
+    arrays: list[str]
+
+
 def load_dataset(plpy: Any, name: str, source: str, features: list[str] | None,
                  label: str | None, num_partitions: int | None = None,
                  buffer_rows: int | None = None, seed: int = 0,
                  like_dataset: str | None = None, task: str = "auto",
-                 normalize: str = "auto", image_size: list[int] | None = None,
+                 normalization: str = "auto", image_size: list[int] | None = None,
                  channels: int | None = None, max_length: int | None = None,
                  vocabulary: list[str] | None = None, vocabulary_size: int | None = None,
                  lowercase: bool | None = None) -> int:
@@ -45,11 +68,75 @@ def load_dataset(plpy: Any, name: str, source: str, features: list[str] | None,
 
     A single ``bytea`` feature column is decoded as images (``image_size``, ``channels``); a
     single text column is tokenised (``max_length``, and a ``vocabulary`` given or learnt from
-    these rows with ``vocabulary_size`` tokens). Anything else is numeric.
+    these rows with ``vocabulary_size`` tokens). Anything else is numeric. The parameters are
+    in the order of the SQL function's arguments (``sql_api`` passes them positionally).
     """
     _check_name(plpy, name)
     rel = resolve_relation(plpy, source)
-    like = _load_like(plpy, like_dataset) if like_dataset else None
+    like = _like(plpy, like_dataset)
+    features, label = _feature_and_label_names(rel, features, label, like)
+    _check_choices(task, normalization)
+    enc = _encoding(rel, features, like, like_dataset, image_size, channels, max_length,
+                    vocabulary_size, lowercase, vocabulary)
+    if enc["kind"] != "numeric" and normalization == "standard":
+        raise CerebroError(f"normalization 'standard' does not apply to {enc['kind']} "
+                           "features",
+                           hint="images are scaled to [0, 1]; token ids are not normalised")
+    feats = _features(plpy, rel, features, enc)
+    col = rel.columns[label]
+    task = _task(col, label, task, like, like_dataset)
+
+    xs, ys = _read(plpy, READ_SQL.format(x=feats.sql, y=_label_sql(plpy, label, task),
+                                         rel=rel.qualified))
+    if not xs:
+        raise CerebroError(f"source {rel.display} has no rows; nothing to load")
+    x, feature_shape, vocab = _encode_features(xs, feats, like, vocabulary)
+    del xs                                         # the raw rows can be large: free them early
+    y, classes = _encode_labels(ys, task, col.is_integer, like, label, rel.display)
+    del ys
+
+    stats = _statistics(x)
+    norm = _normalization(x, feature_shape, enc["kind"], like, like_dataset, normalization)
+    x = _apply_normalization(x, norm)
+    num_partitions, buffer_rows = _layout(x, num_partitions, buffer_rows)
+    parts = np.array_split(np.random.default_rng(seed).permutation(x.shape[0]), num_partitions)
+    dataset_id = store.insert_dataset(plpy, store.NewDataset(
+        name=name, source=rel.display, features=list(features), label=label, task=task,
+        classes=classes, feature_shape=feature_shape, normalization=norm, statistics=stats,
+        num_rows=int(x.shape[0]), num_partitions=num_partitions, buffer_rows=buffer_rows,
+        rows_per_partition=[len(p) for p in parts], seed=seed,
+        like_dataset=like["dataset_id"] if like else None, encoding=enc, vocabulary=vocab))
+    _write_buffers(plpy, dataset_id, parts, x, y, buffer_rows)
+    return dataset_id
+
+
+# ------------------------------------------------------------------------- the arguments
+
+
+def _check_name(plpy: Any, name: str) -> None:
+    """A valid and unused name, checked before any work (the catalog's constraint would only
+    say so after the rows were read)."""
+    if not isinstance(name, str) or not names.DATASET_NAME.match(name):
+        raise CerebroError(f"dataset name {name!r} is not valid", hint=names.DATASET_NAME_HINT)
+    if store.dataset_exists(plpy, name):
+        raise CerebroError(f"dataset {name!r} already exists",
+                           hint=f"drop it first: SELECT cerebro.drop_dataset('{name}')")
+
+
+def _like(plpy: Any, like_name: str | None) -> dict[str, Any] | None:
+    """The ``like_dataset`` row (features, label, classes, normalisation and encoding are
+    reused from it), or None when none is named."""
+    if not like_name:
+        return None
+    like = store.find_dataset(plpy, like_name)
+    if like is None:
+        raise CerebroError(f"like_dataset {like_name!r} does not exist")
+    return like.row()
+
+
+def _feature_and_label_names(rel: Relation, features: list[str] | None, label: str | None,
+                             like: dict[str, Any] | None) -> tuple[list[str], str]:
+    """The features and label asked for (or the like_dataset's), checked against ``rel``."""
     if like:
         features = features or like["features"]
         label = label or like["label"]
@@ -61,144 +148,71 @@ def load_dataset(plpy: Any, name: str, source: str, features: list[str] | None,
     if label not in rel.columns:
         raise CerebroError(f"label column {label!r} does not exist in {rel.display}",
                            hint=f"columns: {', '.join(rel.columns)}")
-    if task not in ("auto", "classification", "regression"):
+    return features, label
+
+
+def _check_choices(task: str, normalization: str) -> None:
+    """``task`` and ``normalization`` are one of their words (named as the SQL arguments)."""
+    if task not in TASKS:
         raise CerebroError(f"task {task!r} is not known",
                            hint="task is 'auto', 'classification' or 'regression'")
-    if normalize not in ("auto", "standard", "none"):
-        raise CerebroError(f"normalize {normalize!r} is not known",
-                           hint="normalize is 'auto', 'standard' or 'none'")
+    if normalization not in NORMALIZATIONS:
+        raise CerebroError(f"normalization {normalization!r} is not known",
+                           hint="normalization is 'auto', 'standard' or 'none'")
 
-    enc = _encoding(rel, features, like, like_dataset, image_size, channels, max_length,
-                    vocabulary_size, lowercase, vocabulary)
-    if enc["kind"] != "numeric" and normalize == "standard":
-        raise CerebroError(f"normalize 'standard' does not apply to {enc['kind']} features",
-                           hint="images are scaled to [0, 1]; token ids are not normalised")
-    feature_sql, array_features = (_feature_sql(rel, features) if enc["kind"] == "numeric"
-                                   else (plpy.quote_ident(features[0]), []))
-    for f in array_features:
-        n_null = plpy.execute(f"select count(*) as n from {rel.qualified} where "
-                              f"{plpy.quote_ident(f)} is null")[0]["n"]
-        if n_null:
-            raise CerebroError(f"feature {f!r} is NULL in {n_null} rows of {rel.display}",
-                               hint="filter or fill NULLs in a view and load that")
 
-    col = rel.columns[label]
+def _task(col: Column, label: str, task: str, like: dict[str, Any] | None,
+          like_name: str | None) -> str:
+    """The task (``auto`` decided by the label's type), checked against the label column."""
     if task == "auto":
         task = "regression" if col.category == "N" and not col.is_integer else "classification"
     if like and like["task"] != task:
-        raise CerebroError(f"dataset {like_dataset!r} is a {like['task']} dataset, this one "
+        raise CerebroError(f"dataset {like_name!r} is a {like['task']} dataset, this one "
                            f"would be {task}")
     if task == "regression" and col.category != "N":
         raise CerebroError(f"label {label!r} has type {col.type_name}; a regression label "
                            "must be numeric")
     if col.category == "A":
         raise CerebroError(f"label {label!r} is an array; labels are scalars")
+    return task
 
-    label_sql = plpy.quote_ident(label) + ("::float8" if task == "regression" else "::text")
-    x_sql = f"array_send({feature_sql})" if enc["kind"] == "numeric" else feature_sql
-    query = f"select {x_sql} as x, {label_sql} as y from {rel.qualified}"
-    xs, ys = _read(plpy, query)
-    if not xs:
-        raise CerebroError(f"source {rel.display} has no rows; nothing to load")
-    vocab = None
-    if enc["kind"] == "numeric":
-        packed_x, feature_shape = _decode_features(xs, features, array_features)
-    elif enc["kind"] == "image":
-        packed_x = encoding.decode_images(xs, enc, features[0])
-        feature_shape = list(packed_x.shape[1:])
-    else:
-        if like:
-            vocab = like["vocabulary"]
-        elif vocabulary is not None:
-            vocab = encoding.check_vocabulary(list(vocabulary))
-        else:
-            encoding.check_present(xs, "text", features[0])
-            vocab = encoding.build_vocabulary(xs, enc)
-        enc["vocabulary_size"] = len(vocab)
-        packed_x = encoding.tokenize(xs, enc, vocab, features[0])
-        feature_shape = list(packed_x.shape[1:])
-    del xs
-    y, classes = _encode_labels(ys, task, col.is_integer, like, label, rel.display)
-    del ys
 
-    stats = _statistics(packed_x)
-    if like:
-        if list(like["feature_shape"]) != feature_shape:
-            raise CerebroError(
-                f"features have shape {feature_shape} but dataset {like_dataset!r} has "
-                f"{list(like['feature_shape'])}")
-        norm = like["normalization"]
-    else:
-        method = normalize
-        if method == "auto":
-            method = "standard" if len(feature_shape) == 1 and enc["kind"] == "numeric" \
-                else "none"
-        norm = _fit_normalization(packed_x, method)
-    packed_x = _apply_normalization(packed_x, norm)
+def _label_sql(plpy: Any, label: str, task: str) -> str:
+    """The label as read: float8 for regression, text (classes) for classification."""
+    return plpy.quote_ident(label) + ("::float8" if task == "regression" else "::text")
 
-    n = packed_x.shape[0]
+
+def _layout(x: np.ndarray, num_partitions: int | None, buffer_rows: int | None
+            ) -> tuple[int, int]:
+    """Partitions (default: one per CPU) and rows per buffer (default: ~16 MB buffers)."""
+    n = x.shape[0]
     if num_partitions is None:
         num_partitions = os.cpu_count() or 1
     if not 1 <= num_partitions <= 1024:
         raise CerebroError(f"num_partitions must be between 1 and 1024, got {num_partitions}")
     if num_partitions > n:
         raise CerebroError(f"num_partitions ({num_partitions}) exceeds the number of rows ({n})")
-    row_bytes = max(1, packed_x[0].nbytes + 4)
+    row_bytes = max(1, x[0].nbytes + 4)
     if buffer_rows is None:
         buffer_rows = int(max(1, min(100_000, TARGET_BUFFER_BYTES // row_bytes)))
     if buffer_rows < 1:
         raise CerebroError(f"buffer_rows must be positive, got {buffer_rows}")
+    return num_partitions, buffer_rows
 
-    perm = np.random.default_rng(seed).permutation(n)
-    parts = np.array_split(perm, num_partitions)
 
-    dataset_id = plpy.execute(plpy.prepare(
-        "insert into cerebro.datasets (name, source, features, label, task, classes, "
-        "feature_shape, normalization, statistics, num_rows, num_partitions, buffer_rows, "
-        "rows_per_partition, seed, like_dataset, encoding, vocabulary) values ($1, $2, $3, $4, "
-        "$5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
-        "(select dataset_id from cerebro.datasets where name = $15), $16, $17) "
-        "returning dataset_id",
-        ["text", "text", "jsonb", "text", "text", "jsonb", "int[]", "jsonb", "jsonb", "bigint",
-         "int", "int", "bigint[]", "bigint", "text", "jsonb", "text[]"]),
-        [name, rel.display, json.dumps(list(features)), label, task,
-         json.dumps(classes) if classes is not None else None, feature_shape,
-         json.dumps(norm), json.dumps(stats), n, num_partitions, buffer_rows,
-         [len(p) for p in parts], seed, like_dataset, json.dumps(enc), vocab])[0]["dataset_id"]
-
-    insert = plpy.prepare(
-        "insert into cerebro.buffers (dataset_id, __dist_key__, buffer_id, num_rows, x, y) "
-        "values ($1, $2, $3, $4, $5, $6)", ["int", "int", "int", "int", "bytea", "bytea"])
+def _write_buffers(plpy: Any, dataset_id: int, parts: list[np.ndarray], x: np.ndarray,
+                   y: np.ndarray, buffer_rows: int) -> None:
+    """One ``cerebro.buffers`` row per ``buffer_rows`` rows of each partition."""
+    insert = plpy.prepare(INSERT_BUFFER_SQL, INSERT_BUFFER_TYPES)
     for p, idx in enumerate(parts):
         for b, start in enumerate(range(0, len(idx), buffer_rows)):
             sel = idx[start:start + buffer_rows]
             plpy.execute(insert, [dataset_id, p, b, len(sel),
-                                  np.ascontiguousarray(packed_x[sel]).tobytes(),
+                                  np.ascontiguousarray(x[sel]).tobytes(),
                                   np.ascontiguousarray(y[sel]).tobytes()])
-    return dataset_id
 
 
-def _check_name(plpy: Any, name: str) -> None:
-    import re
-    if not isinstance(name, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_.-]{0,62}$", name):
-        raise CerebroError(f"dataset name {name!r} is not valid", hint=_NAME_HINT)
-    rows = plpy.execute(plpy.prepare(
-        "select 1 from cerebro.datasets where name = $1", ["text"]), [name])
-    if rows:
-        raise CerebroError(f"dataset {name!r} already exists",
-                           hint=f"drop it first: SELECT cerebro.drop_dataset('{name}')")
-
-
-def _load_like(plpy: Any, like_name: str) -> dict[str, Any]:
-    rows = plpy.execute(plpy.prepare(
-        "select * from cerebro.datasets where name = $1", ["text"]), [like_name])
-    if not rows:
-        raise CerebroError(f"like_dataset {like_name!r} does not exist")
-    r = dict(rows[0])
-    for k in ("features", "classes", "normalization", "encoding"):
-        if r[k] is not None:
-            r[k] = json.loads(r[k])
-    return r
+# ------------------------------------------------------------------------- the features
 
 
 def _encoding(rel: Relation, features: list[str], like: dict | None, like_name: str | None,
@@ -206,20 +220,7 @@ def _encoding(rel: Relation, features: list[str], like: dict | None, like_name: 
               vocabulary_size: int | None, lowercase: bool | None,
               vocabulary: list[str] | None) -> dict[str, Any]:
     """How source rows become tensors: numeric, image (one bytea column), text (one text)."""
-    col = rel.columns.get(features[0]) if len(features) == 1 else None
-    kind = "numeric"
-    if col is not None and col.type_name == "bytea":
-        kind = "image"
-    elif col is not None and col.category == "S":
-        kind = "text"
-    else:
-        for f in features:
-            c = rel.columns.get(f)
-            if c is not None and (c.type_name == "bytea" or c.category == "S"):
-                raise CerebroError(
-                    f"feature {f!r} has type {c.type_name}; image and text features must be the "
-                    "only feature of a dataset",
-                    hint=f"load it alone: features => ARRAY['{f}']")
+    kind = _feature_kind(rel, features)
     given = {"image_size": image_size, "channels": channels, "max_length": max_length,
              "vocabulary": vocabulary, "vocabulary_size": vocabulary_size,
              "lowercase": lowercase}
@@ -247,6 +248,83 @@ def _encoding(rel: Relation, features: list[str], like: dict | None, like_name: 
     if kind == "text":
         return encoding.text_encoding(max_length, vocabulary_size, lowercase, features[0])
     return {"kind": "numeric"}
+
+
+def _feature_kind(rel: Relation, features: list[str]) -> str:
+    """``image`` for one bytea column, ``text`` for one text column, else ``numeric`` (and
+    then no feature may be bytea or text)."""
+    col = rel.columns.get(features[0]) if len(features) == 1 else None
+    if col is not None and col.type_name == "bytea":
+        return "image"
+    if col is not None and col.category == "S":
+        return "text"
+    for f in features:
+        c = rel.columns.get(f)
+        if c is not None and (c.type_name == "bytea" or c.category == "S"):
+            raise CerebroError(
+                f"feature {f!r} has type {c.type_name}; image and text features must be the "
+                "only feature of a dataset",
+                hint=f"load it alone: features => ARRAY['{f}']")
+    return "numeric"
+
+
+def _features(plpy: Any, rel: Relation, features: list[str], enc: dict[str, Any]
+              ) -> _Features:
+    """The features' SQL; array features are checked for NULL arrays first (a NULL array has
+    no elements to flag, so the decoder could not name the feature)."""
+    if enc["kind"] != "numeric":
+        return _Features(features, enc, plpy.quote_ident(features[0]), [])
+    feature_sql, arrays = _feature_sql(rel, features)
+    for f in arrays:
+        n_null = plpy.execute(NULL_COUNT_SQL.format(rel=rel.qualified,
+                                                    col=plpy.quote_ident(f)))[0]["n"]
+        if n_null:
+            raise CerebroError(f"feature {f!r} is NULL in {n_null} rows of {rel.display}",
+                               hint="filter or fill NULLs in a view and load that")
+    return _Features(features, enc, f"array_send({feature_sql})", arrays)
+
+
+def _encode_features(xs: list[Any], feats: _Features, like: dict[str, Any] | None,
+                     vocabulary: list[str] | None
+                     ) -> tuple[np.ndarray, list[int], list[str] | None]:
+    """The raw values as model input: (x, feature shape, vocabulary of a text dataset).
+
+    A text dataset's vocabulary is the like_dataset's, the one given, or learnt from these
+    rows; the encoding records its size.
+    """
+    enc, first = feats.enc, feats.names[0]
+    if enc["kind"] == "numeric":
+        x, shape = _decode_features(xs, feats.names, feats.arrays)
+        return x, shape, None
+    if enc["kind"] == "image":
+        x = encoding.decode_images(xs, enc, first)
+        return x, list(x.shape[1:]), None
+    if like:
+        vocab = like["vocabulary"]
+    elif vocabulary is not None:
+        vocab = encoding.check_vocabulary(list(vocabulary))
+    else:
+        encoding.check_present(xs, "text", first)
+        vocab = encoding.build_vocabulary(xs, enc)
+    enc["vocabulary_size"] = len(vocab)
+    x = encoding.tokenize(xs, enc, vocab, first)
+    return x, list(x.shape[1:]), vocab
+
+
+def _normalization(x: np.ndarray, feature_shape: list[int], kind: str,
+                   like: dict[str, Any] | None, like_name: str | None,
+                   method: str) -> dict[str, Any]:
+    """The like_dataset's normalisation (its shape must match), or one fitted to ``x``:
+    ``auto`` standardises flat numeric features and leaves images, text and shaped arrays."""
+    if like:
+        if list(like["feature_shape"]) != feature_shape:
+            raise CerebroError(
+                f"features have shape {feature_shape} but dataset {like_name!r} has "
+                f"{list(like['feature_shape'])}")
+        return like["normalization"]
+    if method == "auto":
+        method = "standard" if len(feature_shape) == 1 and kind == "numeric" else "none"
+    return _fit_normalization(x, method)
 
 
 def _feature_sql(rel: Relation, features: list[str]) -> tuple[str, list[str]]:
@@ -407,9 +485,9 @@ def _apply_normalization(x: np.ndarray, norm: dict[str, Any]) -> np.ndarray:
 
 
 def drop_dataset(plpy: Any, name: str) -> bool:
-    rows = plpy.execute(plpy.prepare(
-        "delete from cerebro.datasets where name = $1 returning dataset_id", ["text"]), [name])
-    if not rows:
+    """``cerebro.drop_dataset``: the dataset and its buffers (the catalog's foreign keys
+    refuse to drop one that a workload or a like_dataset still refers to)."""
+    if not store.delete_dataset(plpy, name):
         raise CerebroError(f"dataset {name!r} does not exist")
     return True
 
