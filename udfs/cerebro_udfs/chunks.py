@@ -5,7 +5,8 @@ value, function argument or result can hold. Such a state is kept as rows of
 ``cerebro.state_chunks`` and represented everywhere else (``states.state``,
 ``checkpoints.state``, the aggregates' state argument and result) by a small *reference*:
 ``b"CRBCHUNK"`` | 16-byte blob id | JSON {size, crc32, chunks}. Blobs are immutable, so a clone
-or a checkpoint can share one reference.
+or a checkpoint can share one reference. This module is the one Python place that knows that
+layout; in SQL, ``cerebro._chunk_blob`` and ``cerebro._chunk_info`` (030-training.sql) are.
 
 Moving a large state in and out of the training aggregate uses the backend's ``GD``: before the
 training statement, ``cerebro._stash_chunk`` (called once per chunk row, in order) assembles the
@@ -22,17 +23,33 @@ import json
 import os
 import uuid
 import zlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from .errors import CerebroError
 
-MAGIC = b"CRBCHUNK"
+MAGIC = b"CRBCHUNK"      # SQL knows the layout only through cerebro._chunk_blob / _chunk_info
 ID_BYTES = 16
+# The environment variables that set the two limits, by the config key the aggregate reads
+_ENV = {"state_inline_max": "CEREBRO_STATE_INLINE_MAX",
+        "state_chunk_bytes": "CEREBRO_STATE_CHUNK_BYTES"}
+_STASH = "cerebro_chunk_stash"
+
+
+def env_limits() -> dict[str, int]:
+    """The state limits set in this process's environment, by config key (unset ones left out).
+
+    The one place the variables are read: the server's backends take them as defaults below,
+    and the scheduler daemon passes its own in every unit's config, so that a test can force
+    small states through the chunked path without restarting the server.
+    """
+    return {key: int(os.environ[var]) for key, var in _ENV.items() if os.environ.get(var)}
+
+
 # A result larger than this leaves the aggregate as chunks (PostgreSQL's hard limit is 1 GB a
 # value; half of it leaves room for the copies made on the way).
-INLINE_MAX = int(os.environ.get("CEREBRO_STATE_INLINE_MAX", 512 << 20))
-CHUNK_BYTES = int(os.environ.get("CEREBRO_STATE_CHUNK_BYTES", 256 << 20))
-_STASH = "cerebro_chunk_stash"
+INLINE_MAX = env_limits().get("state_inline_max", 512 << 20)
+CHUNK_BYTES = env_limits().get("state_chunk_bytes", 256 << 20)
 
 
 def is_ref(blob: bytes | memoryview | None) -> bool:
