@@ -3,8 +3,8 @@
 create or replace function cerebro._collect(token bigint, buffer_id int, x bytea, y bytea,
                                             num_rows int) returns bigint
 language plpython3u as $$
-from cerebro_udfs.training import collect
-return collect(GD, token, buffer_id, x, y, num_rows)
+from cerebro_udfs.sql_api import collect
+return collect(plpy, GD, token, buffer_id, x, y, num_rows)
 $$;
 
 create or replace function cerebro._train_final(token bigint, state bytea, model jsonb,
@@ -50,8 +50,8 @@ create or replace function cerebro.run_subepoch(
     model text, dataset text, partition int, params jsonb default '{}'::jsonb,
     state bytea default null, seed bigint default 0, epoch int default 0
 ) returns cerebro.subepoch_result language plpython3u as $$
-from cerebro_udfs.sql_api import run_unit
-return run_unit(plpy, "train", model, dataset, partition, params, state, seed, epoch, GD=GD)
+from cerebro_udfs.sql_api import run_subepoch
+return run_subepoch(plpy, GD, model, dataset, partition, params, state, seed, epoch)
 $$;
 
 -- Convenience for psql: evaluate a state on one partition (or all, partition => NULL).
@@ -59,42 +59,49 @@ create or replace function cerebro.run_evaluation(
     model text, dataset text, state bytea, params jsonb default '{}'::jsonb,
     partition int default null
 ) returns cerebro.eval_result language plpython3u as $$
-from cerebro_udfs.sql_api import run_unit
-return run_unit(plpy, "eval", model, dataset, partition, params, state, 0, 0, GD=GD)
+from cerebro_udfs.sql_api import run_evaluation
+return run_evaluation(plpy, GD, model, dataset, partition, params, state)
 $$;
 
 -- The header of a model state (format, config, epoch, partitions done, array table). For a
 -- chunked state's reference: {"chunked": true, "blob", "size", "chunks"}.
 create or replace function cerebro.state_info(state bytea) returns jsonb
 language plpython3u immutable strict as $$
-import json
-from cerebro_udfs import chunks
-from cerebro_udfs.state import read_header
-if chunks.is_ref(state):
-    blob_id, info = chunks.parse_ref(state)
-    return json.dumps({"chunked": True, "blob": blob_id.hex(), **info})
-h = read_header(state)
-h.pop("_payload_start", None)
-h["bytes"] = len(state)
-return json.dumps(h)
+from cerebro_udfs.sql_api import state_info
+return state_info(plpy, state)
 $$;
 
--- Internal (chunked states, see udfs/cerebro_udfs/chunks.py): assemble chunk `seq` of a blob
--- in this backend, in order, for the next training or evaluation statement to use.
+-- Internal (chunked states, see udfs/cerebro_udfs/chunks.py): the one place SQL knows the
+-- layout of a chunked-state reference, 'CRBCHUNK' | 16-byte blob id | JSON {size, crc32,
+-- chunks}. The blob id of a reference; NULL for an inline state.
+create or replace function cerebro._chunk_blob(state bytea) returns bytea
+language sql immutable strict set search_path = pg_catalog, pg_temp as $$
+select case when substring(state from 1 for 8) = '\x4352424348554e4b'::bytea
+            then substring(state from 9 for 16) end
+$$;
+
+-- Internal: the JSON {size, crc32, chunks} of a chunked-state reference; NULL when inline.
+create or replace function cerebro._chunk_info(state bytea) returns jsonb
+language sql immutable strict set search_path = pg_catalog, pg_temp as $$
+select case when cerebro._chunk_blob(state) is not null
+            then convert_from(substring(state from 25), 'UTF8')::jsonb end
+$$;
+
+-- Internal: assemble chunk `seq` of a blob in this backend, in order, for the next training or
+-- evaluation statement to use.
 create or replace function cerebro._stash_chunk(blob bytea, seq int, data bytea, chunks int)
 returns bigint language plpython3u as $$
-from cerebro_udfs.chunks import stash_chunk
-return stash_chunk(GD, blob, seq, data, chunks)
+from cerebro_udfs.sql_api import stash_chunk
+return stash_chunk(plpy, GD, blob, seq, data, chunks)
 $$;
 
 -- Internal: stash every chunk of the state `ref` refers to (nothing for an inline state).
 create or replace function cerebro._stash_state(ref bytea) returns bigint
 language sql as $$
 select coalesce(max(cerebro._stash_chunk(c.blob, c.seq, c.data,
-                    (convert_from(substring(ref from 25), 'UTF8')::jsonb->>'chunks')::int)), 0)
+                                         (cerebro._chunk_info(ref)->>'chunks')::int)), 0)
   from (select blob, seq, data from cerebro.state_chunks
-         where substring(ref from 1 for 8) = '\x4352424348554e4b'::bytea
-           and blob = substring(ref from 9 for 16)
+         where blob = cerebro._chunk_blob(ref)
          order by seq) c
 $$;
 
@@ -102,19 +109,17 @@ $$;
 -- was too large to return (no rows for an inline state).
 create or replace function cerebro._unstash_chunks(state bytea)
 returns table (blob bytea, seq int, data bytea) language plpython3u as $$
-from cerebro_udfs.chunks import unstash
-return unstash(GD, state)
+from cerebro_udfs.sql_api import unstash_chunks
+return unstash_chunks(plpy, GD, state)
 $$;
 
 -- Remove chunks no state or checkpoint refers to (all, or only `blob`'s). Returns rows removed.
 create or replace function cerebro._drop_unreferenced_chunks(only_blob bytea default null)
 returns bigint language sql as $$
 with refs as (
-    select substring(state from 9 for 16) as blob from cerebro.states
-     where substring(state from 1 for 8) = '\x4352424348554e4b'::bytea
+    select cerebro._chunk_blob(state) as blob from cerebro.states
     union
-    select substring(state from 9 for 16) from cerebro.checkpoints
-     where substring(state from 1 for 8) = '\x4352424348554e4b'::bytea
+    select cerebro._chunk_blob(state) from cerebro.checkpoints
 ), gone as (
     delete from cerebro.state_chunks c
      where (only_blob is null or c.blob = only_blob)
@@ -127,7 +132,6 @@ $$;
 -- What this backend keeps in its GD cache (decoded partitions, compiled models).
 create or replace function cerebro.cache_info() returns jsonb
 language plpython3u as $$
-import json
-from cerebro_udfs import cache
-return json.dumps(cache.info(GD))
+from cerebro_udfs.sql_api import cache_info
+return cache_info(plpy, GD)
 $$;
