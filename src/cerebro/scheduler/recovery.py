@@ -1,0 +1,29 @@
+"""Recovery: make the tables consistent after whatever happened to the previous scheduler.
+
+Runs once, when a scheduler becomes the leader. Nothing needs repairing beyond this because
+the daemon keeps no state of its own: a unit in flight never committed (its transaction died
+with its client), so marking it lost is enough for it to run again.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import psycopg
+
+from . import statements as S
+from .connections import one
+
+log = logging.getLogger("cerebro.scheduler")
+
+
+def recover(conn: psycopg.Connection) -> None:
+    """Forget dead schedulers, end their workers, book their units lost, drop orphan chunks."""
+    conn.execute(S.FORGET_DEAD_SCHEDULERS)
+    conn.execute(S.END_ORPHAN_WORKERS)
+    n = conn.execute(S.LOSE_UNITS_IN_FLIGHT).rowcount
+    if n:
+        log.info("recovered: %d unit(s) in flight were lost and will run again", n)
+    gone = one(conn, S.DROP_UNREFERENCED_CHUNKS)[0]
+    if gone:
+        log.info("recovered: removed %d unreferenced state chunk(s)", gone)

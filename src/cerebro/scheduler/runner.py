@@ -1,0 +1,185 @@
+"""The unit runner: runs one unit on its worker connection and books its outcome.
+
+Runs on a worker thread. The unit's state never leaves the server: the training statement
+reads the input state from ``cerebro.states`` (or the last checkpoint) and upserts the new one
+in the same statement. A unit that commits is 'ok' (and the last of an epoch commits the epoch
+in the same transaction); one that does not is booked by ``_finish_unit``, the one path for
+every other outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from . import statements as S
+from .connections import Workers, error_message, one
+from .epoch import commit_epoch, lock_workload
+from .unit import StateLost, Unit
+
+log = logging.getLogger("cerebro.scheduler")
+
+MAX_LOST_UNITS = 3
+STATE_LOST = "state lost"       # the outcome 'lost', with the epoch restarted (see below)
+
+
+@dataclass(frozen=True)
+class _Booking:
+    """How a unit that did not commit is booked."""
+
+    outcome: str                # units.outcome, and what run() reports
+    count: str | None           # statement counting it in configs.lost_units; None: fail now
+    give_up: str                # configs.error once the count reaches MAX_LOST_UNITS
+    level: int                  # log level and message (keys: config, worker, epoch, error)
+    message: str
+    clip: int | None = None     # longest units.error kept (a broken connection's text is long)
+
+
+_BOOKINGS = {
+    STATE_LOST: _Booking(
+        "lost", None, "", logging.WARNING,
+        "config %(config)d: sub-epoch state lost; epoch %(epoch)d restarts from its checkpoint"),
+    "lost": _Booking(
+        "lost", S.COUNT_LOST, "{n} sub-epochs in a row lost their backend (last: {error})",
+        logging.WARNING, "config %(config)d: unit lost on worker %(worker)d: %(error)s",
+        clip=2000),
+    # cerebro.stop(..., immediate => true) or statement_timeout: the state of the last
+    # finished sub-epoch stays; a config still active will simply run it again
+    "cancelled": _Booking(
+        "cancelled", S.COUNT_CANCELLED, "cancelled {n} times in a row ({error})",
+        logging.INFO, "config %(config)d: unit on worker %(worker)d cancelled"),
+    "failed": _Booking(
+        "failed", None, "{error}", logging.WARNING, "config %(config)d failed: %(error)s"),
+}
+
+
+class UnitRunner:
+    """Runs units on the worker connections; ``on_epoch`` hears of every epoch committed."""
+
+    def __init__(self, workers: Workers, on_epoch: Callable[[dict[str, Any]], None]) -> None:
+        self.workers = workers
+        self.on_epoch = on_epoch
+
+    def run(self, unit: Unit) -> str:
+        """Run one unit on its worker connection; returns its outcome."""
+        conn = self.workers.get(unit.worker)
+        row = conn.execute(S.START_UNIT, unit.args()).fetchone()
+        if row is None:
+            return "skipped"            # stopped, paused or moved on since we planned it
+        unit_id = row[0]
+        try:
+            self._commit(conn, unit, unit_id)
+            return "ok"
+        except StateLost:
+            return self._finish_unit(STATE_LOST, unit, unit_id, "state lost")
+        except psycopg.errors.QueryCanceled as e:
+            return self._finish_unit("cancelled", unit, unit_id, error_message(e))
+        except psycopg.OperationalError as e:
+            if not conn.broken:
+                raise
+            return self._finish_unit("lost", unit, unit_id, str(e))
+        except psycopg.Error as e:
+            return self._finish_unit("failed", unit, unit_id, error_message(e))
+
+    def _commit(self, conn: psycopg.Connection, unit: Unit, unit_id: int) -> None:
+        """The unit, its 'ok' and (if it is the last) its epoch, in one transaction."""
+        with conn.transaction():
+            result = self._train(conn, unit) if unit.kind == "train" else \
+                self._evaluate(conn, unit)
+            conn.execute(S.UNIT_OK, [json.dumps(result), unit_id])
+            if unit.completes_epoch:
+                self.on_epoch(commit_epoch(conn, unit))
+
+    def _train(self, conn: psycopg.Connection, unit: Unit) -> dict[str, Any]:
+        v = unit.view
+        args = {**unit.args(), "new_done": [*v.partitions_done, unit.partition],
+                "spec": v.extra["spec"], "cfg": unit.config(v.extra["train"])}
+        if v.partitions_done:
+            _check_state(conn, args)
+            state_sql = S.STATE_FROM_STATES
+        else:
+            state_sql = S.STATE_FROM_CHECKPOINT
+        ref = _stash_input(conn, state_sql, args)
+        query = S.train(state_sql, v.extra["train"]["dataset_id"], unit.partition)
+        loss, metrics, rows, seconds, chunked = one(conn, query, args)
+        if chunked:
+            conn.execute(S.WRITE_CHUNKS, args)
+        if ref is not None:
+            conn.execute(S.DROP_CHUNKS_OF, [ref])
+        if unit.completes_epoch:
+            lock_workload(conn, v.workload_id)      # before the config row below
+        conn.execute(S.SUBEPOCH_DONE, [args["new_done"], v.config_id])
+        return {"loss": loss, "metrics": metrics, "rows": rows, "seconds": seconds}
+
+    def _evaluate(self, conn: psycopg.Connection, unit: Unit) -> dict[str, Any]:
+        v = unit.view
+        args = {**unit.args(), "spec": v.extra["spec"], "cfg": unit.config(v.extra["valid"])}
+        _check_state(conn, args)
+        _stash_input(conn, S.STATE_FROM_STATES, args)
+        query = S.evaluate(S.STATE_FROM_STATES, v.extra["valid"]["dataset_id"], unit.partition)
+        loss, metrics, rows, seconds = one(conn, query, args)
+        return {"loss": loss, "metrics": metrics, "rows": rows, "seconds": seconds}
+
+    def _finish_unit(self, outcome: str, unit: Unit, unit_id: int, error: str) -> str:
+        """Book a unit that did not commit, in one transaction on its worker's connection
+        (reopened if the unit broke it); returns the outcome ``run`` reports."""
+        b = _BOOKINGS[outcome]
+        conn = self.workers.get(unit.worker)
+        with conn.transaction():
+            if outcome == STATE_LOST:
+                _restart_epoch(conn, unit, unit_id)
+            else:
+                conn.execute(S.UNIT_ENDED, {"outcome": b.outcome, "unit_id": unit_id,
+                                            "error": error[:b.clip] if b.clip else error})
+                _count_against_config(conn, b, unit, error)
+        log.log(b.level, b.message, {"config": unit.view.config_id, "worker": unit.worker,
+                                     "epoch": unit.epoch, "error": error})
+        return b.outcome
+
+
+def _check_state(conn: psycopg.Connection, args: dict[str, Any]) -> None:
+    """Raise StateLost unless the sub-epoch state the unit continues from is there."""
+    if not conn.execute(S.HAS_STATE, args).fetchone():
+        raise StateLost()
+
+
+def _stash_input(conn: psycopg.Connection, state_sql: str, args: dict[str, Any]
+                 ) -> bytes | None:
+    """A chunked input state is assembled in the worker's backend before the unit runs
+    (the bytes stay in the server); returns its reference, or None for an inline state."""
+    row = conn.execute(S.input_ref(state_sql), args).fetchone()
+    if row is None:
+        return None
+    ref: bytes = row[0]
+    conn.execute(S.STASH_STATE, [ref])
+    return ref
+
+
+def _count_against_config(conn: psycopg.Connection, b: _Booking, unit: Unit,
+                          error: str) -> None:
+    """Count the unit in the config's run of lost units; fail the config when the run is
+    too long (or at once, for an outcome that is not counted)."""
+    if b.count is None:
+        n = None
+    else:
+        row = conn.execute(b.count, [unit.view.config_id]).fetchone()
+        if not row or row[0] < MAX_LOST_UNITS:
+            return
+        n = row[0]
+    conn.execute(S.FAIL_CONFIG, [b.give_up.format(n=n, error=error), unit.view.config_id])
+
+
+def _restart_epoch(conn: psycopg.Connection, unit: Unit, unit_id: int) -> None:
+    """The sub-epoch state is gone (crash): the epoch's units so far are lost with this one
+    and the config restarts the epoch from its checkpoint, recorded as an event."""
+    v = unit.view
+    conn.execute(S.LOSE_EPOCH_UNITS, [v.config_id, unit.epoch, unit_id])
+    conn.execute(S.RESTART_EPOCH, [v.config_id, v.epoch])
+    conn.execute(S.EPOCH_RESTARTED_EVENT, [
+        v.workload_id, v.config_id,
+        json.dumps({"epoch": unit.epoch, "reason": "sub-epoch state lost in a crash"})])

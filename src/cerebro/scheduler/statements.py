@@ -1,0 +1,209 @@
+"""Every SQL statement the scheduler daemon issues, named, with the locks it relies on.
+
+One module so that what the daemon does to the tables can be read (and reviewed for lock
+order) in one sitting: the other modules of the package only pick a statement and pass its
+parameters. In particular every write to ``cerebro.configs`` and ``cerebro.events`` made by
+the daemon is here. The layout of a chunked-state reference is not spelled out here: the
+statements ask ``cerebro._chunk_blob`` (030-training.sql), the one place SQL knows it.
+
+Lock order everywhere: workload row, then config row (as AutoML steps take them), so an epoch
+commit and a concurrent step never deadlock.
+"""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from cerebro_udfs.models import DATASET_COLUMNS
+
+CHANNEL = "cerebro"         # NOTIFY channel of steering: inserts, clones, resumes wake us up
+LISTEN = sql.SQL("listen {}").format(sql.Identifier(CHANNEL))
+
+# -- leadership and heartbeat ----------------------------------------------------------------
+
+# The active scheduler holds this session-level advisory lock on its leader connection; it
+# goes away with the connection, so a standby takes over as soon as the leader dies.
+TRY_LOCK = "select pg_try_advisory_lock(%s)"
+HEARTBEAT = (
+    "insert into cerebro.schedulers (pid, host, os_pid, role, workers) "
+    "values (pg_backend_pid(), %s, %s, %s, %s) on conflict (pid) do update "
+    "set role = excluded.role, workers = excluded.workers, heartbeat_at = now()")
+
+# -- recovery ----------------------------------------------------------------------------------
+
+FORGET_DEAD_SCHEDULERS = (
+    "delete from cerebro.schedulers s where not exists (select 1 from "
+    "pg_stat_activity a where a.pid = s.pid)")
+# Backends of a dead scheduler may still be finishing a unit; they can never commit (their
+# client is gone), but end them so they stop using CPU and locks.
+END_ORPHAN_WORKERS = (
+    "select pg_terminate_backend(pid) from pg_stat_activity where "
+    "datname = current_database() and application_name like 'cerebro worker %%' "
+    "and pid <> pg_backend_pid()")
+LOSE_UNITS_IN_FLIGHT = (
+    "update cerebro.units set outcome = 'lost', ended_at = clock_timestamp(), "
+    "error = 'scheduler or backend ended before the unit committed' "
+    "where ended_at is null")
+# chunks of states lost with the unlogged states table (crash) or left by a unit that died
+# between writing them and committing are unreferenced now
+DROP_UNREFERENCED_CHUNKS = "select cerebro._drop_unreferenced_chunks()"
+
+# -- planning: what can run ----------------------------------------------------------------------
+
+RUNNABLE = """
+select c.config_id, c.workload_id, c.params, c.epoch, c.partitions_done, c.seed,
+       c.priority + w.priority as priority, w.seed as workload_seed,
+       w.train_dataset, w.valid_dataset, m.name as model, w.search,
+       coalesce(c.max_epochs, w.max_epochs) as max_epochs,
+       (select coalesce(array_agg(distinct u.partition), '{}') from cerebro.units u
+         where u.config_id = c.config_id and u.kind = 'valid' and u.outcome = 'ok'
+           and u.epoch = c.epoch + 1) as valid_done
+  from cerebro.configs c
+  join cerebro.workloads w using (workload_id)
+  join cerebro.models m on m.model_id = w.model_id
+ where c.status = 'active' and w.status = 'active'
+   and c.epoch < coalesce(c.max_epochs, w.max_epochs)
+"""
+DATASET = f"select {DATASET_COLUMNS} from cerebro.datasets where dataset_id = %s"
+MODEL_SPEC = "select cerebro.model_spec(%s)"
+# workloads of the procedures stepped between plans, with the newest event each has seen
+AUTOML_WORKLOADS = (
+    "select w.workload_id, max(e.event_id) from cerebro.workloads w join "
+    "cerebro.events e using (workload_id) where w.status = 'active' and w.search in "
+    "('hyperopt', 'asha', 'hyperband') group by 1")
+AUTOML_STEP = "select cerebro.automl_step(%s)"
+
+# -- one unit ----------------------------------------------------------------------------------
+
+# Start a unit only if the config is still active and where we think it is. FOR SHARE makes a
+# concurrent stop either wait for this (the unit started first) or win (no unit starts).
+START_UNIT = """
+insert into cerebro.units (config_id, epoch, partition, kind, worker, backend_pid)
+select c.config_id, %(epoch)s, %(partition)s, %(kind)s, %(worker)s, pg_backend_pid()
+  from cerebro.configs c join cerebro.workloads w using (workload_id)
+ where c.config_id = %(config_id)s and c.status = 'active' and w.status = 'active'
+   and c.epoch = %(epoch)s - 1 and c.partitions_done = %(done)s::int[]
+   for share of c
+returning unit_id
+"""
+
+# the sub-epoch state a unit continues from exists (it is gone if the unlogged table was
+# truncated by a crash)
+HAS_STATE = ("select 1 from cerebro.states where config_id = %(config_id)s "
+             "and epoch = %(epoch)s and partitions_done = %(done)s::int[]")
+STATE_FROM_STATES = ("(select state from cerebro.states where config_id = %(config_id)s "
+                     "and epoch = %(epoch)s and partitions_done = %(done)s::int[])")
+STATE_FROM_CHECKPOINT = ("(select state from cerebro.checkpoints where config_id = "
+                         "%(config_id)s and epoch = %(epoch)s - 1)")
+
+# the input state when it is a chunked reference (no row for an inline state)
+_INPUT_REF = """
+select state from (select {state} as state) s where cerebro._chunk_blob(state) is not null
+"""
+STASH_STATE = "select cerebro._stash_state(%s)"
+
+# The sub-epoch: the aggregate reads its input state in the server and the new state is
+# upserted straight from its result; the returned row says whether it came back chunked.
+_TRAIN = """
+insert into cerebro.states (config_id, epoch, partitions_done, state, result, updated_at)
+select %(config_id)s, %(epoch)s, %(new_done)s::int[], (r.res).state,
+       jsonb_build_object('loss', (r.res).loss, 'metrics', (r.res).metrics,
+                          'rows', (r.res).rows, 'seconds', (r.res).seconds), now()
+  from (select cerebro.train_subepoch({state}, %(spec)s, %(cfg)s)
+               within group (order by buffer_id, x, y, num_rows) as res
+          from cerebro.buffers where dataset_id = {dataset} and __dist_key__ = {partition}) r
+on conflict (config_id) do update
+   set epoch = excluded.epoch, partitions_done = excluded.partitions_done,
+       state = excluded.state, result = excluded.result, updated_at = excluded.updated_at
+returning (result->>'loss')::float8, result->'metrics', (result->>'rows')::bigint,
+          (result->>'seconds')::float8, cerebro._chunk_blob(state) is not null
+"""
+# a state too large for one value came back as a reference: write its chunk rows (the bytes
+# wait in this backend's GD; same transaction as the states row)
+WRITE_CHUNKS = """
+insert into cerebro.state_chunks (blob, seq, data)
+select u.blob, u.seq, u.data
+  from cerebro.states s, lateral cerebro._unstash_chunks(s.state) u
+ where s.config_id = %(config_id)s
+"""
+# the previous sub-epoch's chunks, unless a checkpoint keeps them
+DROP_CHUNKS_OF = "select cerebro._drop_unreferenced_chunks(cerebro._chunk_blob(%s))"
+SUBEPOCH_DONE = ("update cerebro.configs set partitions_done = %s::int[], lost_units = 0, "
+                 "updated_at = now() where config_id = %s")
+
+_EVAL = """
+select (res).loss, (res).metrics, (res).rows, (res).seconds from (
+  select cerebro.evaluate_partition({state}, %(spec)s, %(cfg)s)
+         within group (order by buffer_id, x, y, num_rows) as res
+    from cerebro.buffers where dataset_id = {dataset} and __dist_key__ = {partition}) r
+"""
+
+UNIT_OK = ("update cerebro.units set ended_at = clock_timestamp(), "
+           "outcome = 'ok', result = %s where unit_id = %s")
+
+# -- a unit that did not commit ------------------------------------------------------------------
+
+UNIT_ENDED = ("update cerebro.units set outcome = %(outcome)s, ended_at = clock_timestamp(), "
+              "error = %(error)s where unit_id = %(unit_id)s")
+# a lost backend counts against the config whatever its status; a cancel only while active
+# (a stop with immediate => true cancels on purpose)
+COUNT_LOST = ("update cerebro.configs set lost_units = lost_units + 1 "
+              "where config_id = %s returning lost_units")
+COUNT_CANCELLED = ("update cerebro.configs set lost_units = lost_units + 1 where "
+                   "config_id = %s and status = 'active' returning lost_units")
+# the steering trigger records the 'failed' event (actor: system)
+FAIL_CONFIG = ("update cerebro.configs set status = 'failed', error = %s, "
+               "updated_at = now() where config_id = %s and status = 'active'")
+
+# The sub-epoch state is gone: the epoch's units so far (and this one) are lost, and the
+# epoch restarts from its checkpoint.
+LOSE_EPOCH_UNITS = (
+    "update cerebro.units set outcome = 'lost', ended_at = "
+    "coalesce(ended_at, clock_timestamp()), error = 'state lost' "
+    "where config_id = %s and epoch = %s and (outcome = 'ok' or unit_id = %s)")
+RESTART_EPOCH = ("update cerebro.configs set partitions_done = '{}' "
+                 "where config_id = %s and epoch = %s")
+EPOCH_RESTARTED_EVENT = (
+    "insert into cerebro.events (actor, workload_id, config_id, "
+    "action, detail) values ('system', %s, %s, 'epoch_restarted', %s)")
+
+# -- the epoch commit ------------------------------------------------------------------------
+
+# Lock order workload -> config, as AutoML steps take them: no deadlock between an epoch
+# commit (whose AutoML hook locks the workload) and a concurrent step.
+LOCK_WORKLOAD = ("select 1 from cerebro.workloads where workload_id = %s "
+                 "for no key update")
+# the epoch counter moves only from the epoch this unit ran in: no row means it already moved
+COMMIT_EPOCH = (
+    "update cerebro.configs c set epoch = %(e)s, partitions_done = '{}', "
+    "updated_at = now(), status = case when c.status = 'active' and %(e)s >= "
+    "coalesce(c.max_epochs, w.max_epochs) then 'completed' else c.status end "
+    "from cerebro.workloads w where w.workload_id = c.workload_id "
+    "and c.config_id = %(c)s and c.epoch = %(e)s - 1 returning c.status")
+CHECKPOINT = ("insert into cerebro.checkpoints (config_id, epoch, state) "
+              "select config_id, %s, state from cerebro.states where config_id = %s")
+EPOCH_RESULTS = ("select kind, result from cerebro.units where config_id = %s and epoch = %s "
+                 "and outcome = 'ok'")
+METRICS = (
+    "insert into cerebro.metrics (config_id, epoch, train_loss, train_metrics, "
+    "valid_loss, valid_metrics, rows, seconds) values (%s, %s, %s, %s, %s, %s, %s, %s)")
+# AutoML procedures decide at epoch boundaries, atomically with the epoch's commit
+ON_EPOCH = "select cerebro._on_epoch(%s, %s)"
+
+
+def input_ref(state: str) -> sql.Composed:
+    """The input state ``state`` (a subquery above) if it is a chunked reference."""
+    return sql.SQL(_INPUT_REF).format(state=sql.SQL(state))
+
+
+def train(state: str, dataset_id: int, partition: int) -> sql.Composed:
+    """The training statement of one sub-epoch. Dataset and partition are literals so that
+    Greenplum dispatches it to the one segment holding the partition."""
+    return sql.SQL(_TRAIN).format(state=sql.SQL(state), dataset=sql.Literal(dataset_id),
+                                  partition=sql.Literal(partition))
+
+
+def evaluate(state: str, dataset_id: int, partition: int) -> sql.Composed:
+    """The evaluation statement of one validation partition (literals as in ``train``)."""
+    return sql.SQL(_EVAL).format(state=sql.SQL(state), dataset=sql.Literal(dataset_id),
+                                 partition=sql.Literal(partition))
