@@ -7,11 +7,12 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from .cluster import Cluster
 
 
-def _pid_file(cluster: Cluster):
+def _pid_file(cluster: Cluster) -> Path:
     return cluster.home / "scheduler.pid"
 
 
@@ -30,11 +31,12 @@ def start_background(cluster: Cluster) -> int:
     pid = running_pid(cluster)
     if pid:
         return pid
-    log = open(cluster.home / "log" / "scheduler.log", "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cerebro.cli", "scheduler", "--dsn", cluster.conninfo()],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        start_new_session=True)
+    # the child keeps its own copy of the log's descriptor; ours is closed once it started
+    with open(cluster.home / "log" / "scheduler.log", "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cerebro.cli", "scheduler", "--dsn", cluster.conninfo()],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
     _pid_file(cluster).write_text(str(proc.pid))
     return proc.pid
 
