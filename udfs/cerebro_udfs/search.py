@@ -162,7 +162,21 @@ def _q_range(low: float, high: float, q: float) -> tuple[int, int]:
     return math.ceil(low / q - _EPS), math.floor(high / q + _EPS)
 
 
-def _parse_primitive(name: str, value: dict[str, Any], spec: dict[str, Any]) -> tuple[str, list]:
+def _parse_primitive(name: str, value: dict[str, Any], spec: dict[str, Any]
+                     ) -> tuple[str, list[Any]]:
+    """One ``{"primitive": [args]}`` entry of a space, checked for form and against the
+    parameter's schema entry ``spec``; returns (primitive, args)."""
+    prim, args = _primitive_of(name, value)
+    hint = _ARGS_HINT[prim]
+    if prim == "choice":
+        return prim, _choice_values(name, args, spec, hint)
+    _check_range_args(name, prim, args, hint)
+    _check_range_fits(name, prim, args, spec, hint)
+    return prim, list(args)
+
+
+def _primitive_of(name: str, value: dict[str, Any]) -> tuple[str, list[Any]]:
+    """The one known primitive of ``value`` and its argument list."""
     keys = list(value)
     if not keys:
         raise CerebroError(f"parameter {name!r}: {{}} is not a search primitive (no key)",
@@ -175,29 +189,37 @@ def _parse_primitive(name: str, value: dict[str, Any], spec: dict[str, Any]) -> 
     if prim not in PRIMITIVES:
         raise CerebroError(f"parameter {name!r}: {value!r} is not a search primitive: "
                            f"unknown primitive {prim!r}", hint=_HINT)
-    args, hint = value[prim], _ARGS_HINT[prim]
+    args = value[prim]
     if not isinstance(args, list):
-        raise CerebroError(f"parameter {name!r}: {prim} takes a list, got {args!r}", hint=hint)
+        raise CerebroError(f"parameter {name!r}: {prim} takes a list, got {args!r}",
+                           hint=_ARGS_HINT[prim])
+    return prim, args
 
-    if prim == "choice":
-        if not args:
-            raise CerebroError(f"parameter {name!r}: choice needs at least one value",
+
+def _choice_values(name: str, args: list[Any], spec: dict[str, Any], hint: str
+                   ) -> list[Any]:
+    """A non-empty list of distinct JSON values, each one the parameter accepts."""
+    if not args:
+        raise CerebroError(f"parameter {name!r}: choice needs at least one value", hint=hint)
+    seen: list[str] = []
+    for v in args:
+        try:
+            key = json.dumps(v, sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError):
+            raise CerebroError(f"parameter {name!r}: choice value {v!r} is not a JSON "
+                               "value", hint=hint) from None
+        if key in seen:
+            raise CerebroError(f"parameter {name!r}: choice value {v!r} is listed twice",
                                hint=hint)
-        seen: list[str] = []
-        for v in args:
-            try:
-                key = json.dumps(v, sort_keys=True, allow_nan=False)
-            except (TypeError, ValueError):
-                raise CerebroError(f"parameter {name!r}: choice value {v!r} is not a JSON "
-                                   "value", hint=hint) from None
-            if key in seen:
-                raise CerebroError(f"parameter {name!r}: choice value {v!r} is listed twice",
-                                   hint=hint)
-            seen.append(key)
-            if spec:
-                _check_value(name, v, spec)
-        return prim, list(args)
+        seen.append(key)
+        if spec:
+            _check_value(name, v, spec)
+    return list(args)
 
+
+def _check_range_args(name: str, prim: str, args: list[Any], hint: str) -> None:
+    """The form of a continuous primitive's arguments: arity, numbers, low < high, q > 0,
+    positive log bounds, integer randint bounds, a multiple of q inside the range."""
     arity = PRIMITIVES[prim]
     if len(args) != arity:
         raise CerebroError(
@@ -224,6 +246,11 @@ def _parse_primitive(name: str, value: dict[str, Any], spec: dict[str, Any]) -> 
             raise CerebroError(f"parameter {name!r}: no multiple of q={args[2]} lies in "
                                f"[{low}, {high}]", hint=hint)
 
+
+def _check_range_fits(name: str, prim: str, args: list[Any], spec: dict[str, Any],
+                      hint: str) -> None:
+    """A continuous primitive against the schema: only for numbers, integers drawn only by
+    integer primitives, and the range inside the parameter's bounds."""
     kind = spec.get("type")
     if kind is not None and kind not in ("int", "float"):
         raise CerebroError(f"parameter {name!r} takes {_describe(spec)}: use choice or a "
@@ -238,8 +265,8 @@ def _parse_primitive(name: str, value: dict[str, Any], spec: dict[str, Any]) -> 
             raise CerebroError(f"parameter {name!r} is an integer: {prim} needs integer "
                                f"low, high and q, got {args!r}", hint=hint)
     if kind in ("int", "float"):
+        low, high = args[0], args[1]
         _check_bounds(name, low, high - 1 if prim == "randint" else high, spec)
-    return prim, list(args)
 
 
 def parse_space(space: dict[str, Any], param_schema: dict[str, Any],
