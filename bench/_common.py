@@ -10,6 +10,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# one polling helper for tests and benchmarks, tests/helpers.py (its timeout error is both
+# a TimeoutError and an AssertionError)
+sys.path.insert(0, str(ROOT / "tests"))
+from helpers import wait_for as wait_for  # noqa: E402  (re-exported)
+
 # Environment variables that decide TensorFlow's / BLAS's thread pools. The embedded server
 # passes these through to PL/Python (see cerebro.cluster._SERVER_ENV_KEYS).
 THREAD_KEYS = ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",

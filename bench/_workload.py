@@ -13,7 +13,10 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
+from _common import wait_for
+
 ROOT = Path(__file__).resolve().parent.parent
+WAIT = 1800.0  # seconds a whole workload may take
 
 
 def server_dsn() -> str:
@@ -77,27 +80,15 @@ def start_scheduler(dsn: str) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
 
 
-def wait(dsn: str, query: str, pred, timeout: float = 1800.0):
-    deadline = time.monotonic() + timeout
-    with psycopg.connect(dsn, autocommit=True) as c:
-        while True:
-            v = c.execute(query).fetchone()[0]
-            if pred(v):
-                return v
-            if time.monotonic() > deadline:
-                raise TimeoutError(query)
-            time.sleep(0.05)
-
-
 def warm_up(dsn: str, dataset: str, workers: int) -> None:
     """Every worker backend imports TensorFlow and traces a model before timing starts."""
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute("select cerebro.launch('warmup', 'mlp', %s, null, 'grid', %s, max_epochs => 1, "
                   "objective => 'train_loss')",
                   [dataset, json.dumps({"hidden": {"choice": [[4 + i] for i in range(workers)]}})])
-    wait(dsn, "select count(*) from cerebro.configs c join cerebro.workloads w "
-              "using (workload_id) where w.name = 'warmup' and c.status = 'completed'",
-         lambda n: n == workers)
+    wait_for(dsn, "select count(*) from cerebro.configs c join cerebro.workloads w "
+                  "using (workload_id) where w.name = 'warmup' and c.status = 'completed'",
+             lambda n: n == workers, WAIT)
 
 
 def run_workload(dsn: str, name: str, dataset: str, space: dict, epochs: int,
@@ -111,8 +102,8 @@ def run_workload(dsn: str, name: str, dataset: str, space: dict, epochs: int,
                         ).fetchone()[0]
         n = c.execute("select count(*) from cerebro.configs where workload_id = %s",
                       [wid]).fetchone()[0]
-    wait(dsn, f"select count(*) from cerebro.configs where workload_id = {wid} and "
-              f"status = 'completed'", lambda k: k == n)
+    wait_for(dsn, f"select count(*) from cerebro.configs where workload_id = {wid} and "
+                  f"status = 'completed'", lambda k: k == n, WAIT)
     wall = time.perf_counter() - t0
     with psycopg.connect(dsn, autocommit=True) as c:
         first, last, rows, units, fit_s = c.execute(

@@ -43,26 +43,20 @@ def _db(server_dsn: str) -> str:
     return dsn
 
 
-def _wait(c: psycopg.Connection, query: str, args: list, pred, timeout: float = 120.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = c.execute(query, args).fetchone()[0]
-        if pred(v):
-            return v
-        if time.monotonic() > deadline:
-            raise TimeoutError(query)
-        time.sleep(0.01)
+POLL = 0.01  # seconds between polls of the units table
 
 
 def _idle(c: psycopg.Connection) -> None:
-    _wait(c, "select count(*) from cerebro.units where ended_at is null", [], lambda n: n == 0)
+    _common.wait_for(c, "select count(*) from cerebro.units where ended_at is null",
+                     lambda n: n == 0, interval=POLL)
 
 
 def _first_unit_delay(c: psycopg.Connection, cid: int, action: str) -> float:
     at = c.execute("select max(at) from cerebro.events where config_id = %s and action = %s",
                    [cid, action]).fetchone()[0]
-    started = _wait(c, "select min(started_at) from cerebro.units where config_id = %s and "
-                       "started_at >= %s", [cid, at], lambda v: v is not None)
+    started = _common.wait_for(c, "select min(started_at) from cerebro.units where "
+                               "config_id = %s and started_at >= %s", lambda v: v is not None,
+                               params=[cid, at], interval=POLL)
     return (started - at).total_seconds()
 
 
@@ -78,8 +72,9 @@ def run(server_dsn: str, reps: int = REPS) -> dict:
                             "max_epochs => 1000, objective => 'train_loss')").fetchone()[0]
             ids = [r[0] for r in c.execute("select config_id from cerebro.configs order by 1")]
             # warm up: every config has run a unit (worker backends have TensorFlow loaded)
-            _wait(c, "select count(distinct config_id) from cerebro.units where outcome = 'ok'",
-                  [], lambda n: n == len(ids), timeout=300)
+            _common.wait_for(c, "select count(distinct config_id) from cerebro.units "
+                             "where outcome = 'ok'", lambda n: n == len(ids), timeout=300,
+                             interval=POLL)
 
             # (a) stops while running, then count units started after each stop committed
             late = 0
@@ -90,8 +85,8 @@ def run(server_dsn: str, reps: int = REPS) -> dict:
                 # let the others run a few units: chances for a wrong start of `cid`
                 done = c.execute("select count(*) from cerebro.units where outcome = 'ok'"
                                  ).fetchone()[0]
-                _wait(c, "select count(*) from cerebro.units where outcome = 'ok'", [],
-                      lambda n, d=done: n >= d + 4)
+                _common.wait_for(c, "select count(*) from cerebro.units where outcome = 'ok'",
+                                 lambda n, d=done: n >= d + 4, interval=POLL)
                 c.execute("update cerebro.configs set status = 'active' where config_id = %s",
                           [cid])
             for cid in ids:

@@ -3,23 +3,58 @@
 The server comes from CEREBRO_TEST_DSN when set (any server with the extension files and
 the project's Python on its PYTHONPATH); otherwise the embedded default is started. Each test
 session gets a fresh database so tests never see leftovers.
+
+Markers: every test whose fixtures reach ``server_dsn`` (directly or through ``dsn``, ``conn``,
+``blobs_table`` or a module's own database fixture) is marked ``server`` at collection, so
+``pytest -m "not server"`` runs the pure tests and never starts or touches a server (a pure
+test that opens a connection anyway fails, see ``_pure_tests_stay_off_the_server``).
+``slow`` marks the tests that train real models end to end for many seconds
+(``pytest -m "not slow"`` is the quick loop). Shared plain functions are in helpers.py.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import psycopg
 import pytest
-from psycopg import sql
+
+from helpers import fresh_database
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "udfs"))      # pure in-database modules, tested alone too
+sys.path.insert(0, str(ROOT / "udfs"))  # pure in-database modules, tested alone too
 
 TEST_DB = "cerebro_test"
+SERVER_FIXTURE = "server_dsn"  # the root of every fixture that needs PostgreSQL
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``server`` every test whose fixture closure includes ``server_dsn``."""
+    for item in items:
+        if SERVER_FIXTURE in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.server)
+
+
+@pytest.fixture(autouse=True)
+def _pure_tests_stay_off_the_server(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test not marked ``server`` may not open a connection: it would need a server that
+    ``-m "not server"`` promises not to need. Request ``server_dsn`` (or ``dsn``/``conn``)."""
+    if request.node.get_closest_marker("server") is not None:
+        return
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(
+            f"{request.node.nodeid} is not marked 'server' but connects to PostgreSQL: "
+            "take the server_dsn, dsn or conn fixture"
+        )
+
+    monkeypatch.setattr(psycopg, "connect", refuse)
+    monkeypatch.setattr(psycopg.Connection, "connect", refuse)
 
 
 @pytest.fixture(scope="session")
@@ -44,23 +79,6 @@ def conn(dsn: str) -> Iterator[psycopg.Connection]:
     """An autocommit connection (a backend that may already hold cached models)."""
     with psycopg.connect(dsn, autocommit=True) as c:
         yield c
-
-
-def fresh_database(server_dsn: str, name: str) -> str:
-    """(Re)create database ``name`` with the extension; returns its DSN."""
-    with psycopg.connect(server_dsn, autocommit=True) as admin:
-        admin.execute(sql.SQL("drop database if exists {} with (force)").format(
-            sql.Identifier(name)))
-        admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    dsn = psycopg.conninfo.make_conninfo(server_dsn, dbname=name)
-    with psycopg.connect(dsn, autocommit=True) as c:
-        c.execute("create extension cerebro cascade")
-    return dsn
-
-
-def fresh_conn(dsn: str) -> psycopg.Connection:
-    """A new backend: empty GD, so nothing is served from a cache."""
-    return psycopg.connect(dsn, autocommit=True)
 
 
 @pytest.fixture(scope="session")

@@ -10,12 +10,10 @@ import statistics
 import psycopg
 import pytest
 
-from test_scheduler import make_db, run_to_end, scheduler, wait_for
+from helpers import fetch_all as _q
+from helpers import make_db, run_to_end, scheduler, wait_for
 
-
-def _q(dsn, query, args=None):
-    with psycopg.connect(dsn, autocommit=True) as c:
-        return c.execute(query, args).fetchall()
+pytestmark = pytest.mark.slow  # every test trains through the scheduler daemon
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,9 @@ import psycopg
 import pytest
 from cerebro_udfs import chunks, state
 
-from test_scheduler import SPACE, launch, make_db, run_to_end, scheduler, wait_for
+from helpers import SPACE, launch, make_db, run_to_end, scheduler, wait_for
+
+pytestmark = pytest.mark.slow  # every test trains through the scheduler daemon
 
 
 def _blob(c: psycopg.Connection, ref: bytes) -> bytes:

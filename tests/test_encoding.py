@@ -11,8 +11,7 @@ import psycopg
 import pytest
 from PIL import Image
 
-from conftest import fresh_database
-from test_scheduler import run_to_end
+from helpers import fresh_database, run_to_end
 
 
 def _png(a: np.ndarray, fmt: str = "PNG") -> bytes:
@@ -150,6 +149,7 @@ def test_learnt_vocabulary_is_reused_by_like_dataset(db):
                       "max_length => 20)")
 
 
+@pytest.mark.slow
 def test_predict_on_raw_image_bytes_after_training(server_dsn):
     """Two visibly different classes (dark and bright images) learnt from PNG bytes; predict
     decodes raw bytes of new images with the training encoding."""

@@ -10,10 +10,12 @@ import json
 
 import numpy as np
 import psycopg
+import pytest
 from cerebro_udfs import state
 
-from conftest import fresh_database
-from test_scheduler import run_to_end
+from helpers import fresh_database, run_to_end
+
+pytestmark = pytest.mark.slow  # every test trains through the scheduler daemon
 
 
 def test_resnet50_state_of_300_mb_hops_and_checkpoints(server_dsn):

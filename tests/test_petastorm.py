@@ -22,7 +22,7 @@ from cerebro_udfs import petastorm_import
 from cerebro_udfs.errors import CerebroError
 from PIL import Image
 
-from conftest import fresh_database
+from helpers import fresh_database
 
 ROOT = Path(__file__).resolve().parent.parent
 HELLO = ROOT / "tests" / "fixtures" / "petastorm" / "hello"

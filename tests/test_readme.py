@@ -7,10 +7,11 @@ import time
 from pathlib import Path
 
 import psycopg
+import pytest
 
-from conftest import fresh_database
+from helpers import ROOT, fresh_database, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
+WAIT = 600.0  # seconds: the walkthrough trains five workloads
 
 
 def sections() -> dict[str, str]:
@@ -35,17 +36,7 @@ def psql(dsn: str, script: str, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-def wait_for(dsn: str, query: str, predicate, timeout: float = 600.0):
-    deadline = time.monotonic() + timeout
-    with psycopg.connect(dsn, autocommit=True) as c:
-        while True:
-            v = c.execute(query).fetchone()[0]
-            if predicate(v):
-                return v
-            assert time.monotonic() < deadline, f"timed out: {query}"
-            time.sleep(0.1)
-
-
+@pytest.mark.slow
 def test_readme_walkthrough(server_dsn, tmp_path):
     dsn = fresh_database(server_dsn, "cerebro_test_readme")
     with psycopg.connect(dsn, autocommit=True) as c:
@@ -61,18 +52,18 @@ def test_readme_walkthrough(server_dsn, tmp_path):
     try:
         # steer while it runs: once every config has a measured epoch
         wait_for(dsn, "select count(distinct config_id) from cerebro.metrics",
-                 lambda n: n >= 8)
+                 lambda n: n >= 8, WAIT)
         psql(dsn, steps[names[2]], tmp_path)                      # steer
         psql(dsn, automl, tmp_path)                               # TPE + a human config
         wait_for(dsn, "select count(*) from cerebro.leaderboard where workload = 'pts-tpe' "
-                      "and best_objective is not null", lambda n: n >= 1)
+                      "and best_objective is not null", lambda n: n >= 1, WAIT)
         psql(dsn, drill, tmp_path)                                # drill down on TPE
         psql(dsn, steps[names[4]] + steps[names[5]], tmp_path)   # by hand, own model
         # done when every workload has all its configs and none is active (TPE adds its
         # next config only after one finishes, so "nothing active" alone is not the end)
         wait_for(dsn, "select string_agg(format('%s:%s:%s', workload, configs, active), ' ' "
                       "order by workload) from cerebro.progress",
-                 lambda v: v == EXPECTED_DONE)
+                 lambda v: v == EXPECTED_DONE, WAIT)
     finally:
         daemon.terminate()
         daemon.wait(timeout=120)

@@ -5,10 +5,12 @@ import subprocess
 from pathlib import Path
 
 import psycopg
+import pytest
 
-from test_scheduler import make_db, run_to_end
+from helpers import ROOT, make_db, run_to_end
 
-ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow  # every test trains through the scheduler daemon
+
 SPACE = {"hidden": {"choice": [[8], [16]]}, "learning_rate": {"choice": [0.03, 0.003]}}
 
 

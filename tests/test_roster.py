@@ -17,7 +17,7 @@ from cerebro_udfs import state
 from cerebro_udfs.roster import PARAMS, ROSTER
 from PIL import Image
 
-from conftest import fresh_database
+from helpers import fresh_database
 
 
 def _ds(shape, classes=1000, **extra):
@@ -25,6 +25,7 @@ def _ds(shape, classes=1000, **extra):
             "classes": None, **extra}
 
 
+@pytest.mark.slow
 def test_full_size_parameter_counts():
     import keras
 
@@ -46,6 +47,7 @@ def test_full_size_parameter_counts():
     assert small.get_layer("token_embedding").input_dim == 1000
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mobilenet", "resnet50"])
 def test_bn_momentum_sets_how_fast_the_moving_statistics_follow_the_data(name):
     """One training step on inputs far from zero: the first batch norm's moving mean moves by
@@ -75,6 +77,7 @@ def test_bn_momentum_sets_how_fast_the_moving_statistics_follow_the_data(name):
     np.testing.assert_allclose(moved[0.5], 0.5, rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_roster_models_save_and_load_in_plain_keras(tmp_path):
     import keras
 
@@ -150,6 +153,7 @@ def db(server_dsn):
     return dsn
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", list(SMALL))
 def test_each_roster_model_trains_sub_epochs_in_the_database(db, model):
     dataset, params = SMALL[model]
@@ -198,6 +202,7 @@ def test_schemas_are_enforced_at_launch(db):
         assert c.execute("select count(*) from cerebro.workloads").fetchone()[0] == 0
 
 
+@pytest.mark.slow
 def test_initial_weights_come_from_a_file(db):
     """A weights file saved from a model of the same shape is what training starts from."""
     params = {"width": 4, "blocks": [1, 1], "learning_rate": 1e-9, "optimizer": "sgd",

@@ -17,62 +17,9 @@ import pytest
 from cerebro_udfs import state
 from cerebro_udfs.roster import mlp
 
-from conftest import fresh_database
+from helpers import assert_exactly_once, launch, make_db, run_to_end, scheduler, wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
-SPACE = {"hidden": {"choice": [[8], [16]]}, "learning_rate": {"choice": [0.01, 0.003]}}
-
-
-def make_db(server_dsn: str, name: str) -> str:
-    """A fresh database with a learnable 1,200-row dataset 'tr' and validation set 'va'."""
-    dsn = fresh_database(server_dsn, name)
-    with psycopg.connect(dsn, autocommit=True) as c:
-        c.execute("select setseed(0.3)")
-        c.execute("create table src as select i as id, a, b, "
-                  "case when a * a + b * b < 0.5 then 'in' else 'out' end as lbl "
-                  "from (select i, random() * 2 - 1 as a, random() * 2 - 1 as b "
-                  "from generate_series(1, 1200) i) s order by i")
-        c.execute("select cerebro.load_dataset('tr', 'src', array['a', 'b'], 'lbl', "
-                  "num_partitions => 2, seed => 1)")
-        c.execute("create view va_src as select * from src where id % 4 = 0")
-        c.execute("select cerebro.load_dataset('va', 'va_src', like_dataset => 'tr', "
-                  "num_partitions => 2)")
-    return dsn
-
-
-def launch(dsn: str, name: str, space=SPACE, epochs: int = 2, model: str = "mlp",
-           params: dict | None = None) -> int:
-    with psycopg.connect(dsn, autocommit=True) as c:
-        return c.execute("select cerebro.launch(%s, %s, 'tr', 'va', 'grid', %s, "
-                         "max_epochs => %s, seed => 11, params => %s)",
-                         [name, model, json.dumps(space), epochs,
-                          json.dumps(params or {"batch_size": 32})]).fetchone()[0]
-
-
-def scheduler(dsn: str, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "cerebro.cli", "scheduler", "--dsn", dsn, *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
-
-
-def run_to_end(dsn: str, timeout: float = 300) -> str:
-    p = scheduler(dsn, "--once")
-    out, _ = p.communicate(timeout=timeout)
-    assert p.returncode == 0, out
-    return out
-
-
-def wait_for(dsn: str, query: str, predicate, timeout: float = 120.0):
-    """Poll a query until its value satisfies predicate (state-based, not time-based)."""
-    deadline = time.monotonic() + timeout
-    with psycopg.connect(dsn, autocommit=True) as c:
-        while True:
-            value = c.execute(query).fetchone()[0]
-            if predicate(value):
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting on {query!r}: last value {value!r}")
-            time.sleep(0.05)
+pytestmark = pytest.mark.slow  # every test trains through the scheduler daemon
 
 
 def final_states(dsn: str) -> dict[int, list[np.ndarray]]:
@@ -81,30 +28,6 @@ def final_states(dsn: str) -> dict[int, list[np.ndarray]]:
                          "cerebro.configs c using (config_id) where k.epoch = c.epoch "
                          "order by 1").fetchall()
     return {cid: [a for _, a in state.decode(blob).model] for cid, blob in rows}
-
-
-def assert_exactly_once(dsn: str, epochs: int) -> None:
-    """Every (config, epoch) visited each train and valid partition exactly once; one metrics
-    row per epoch; every config completed. Clones only train the epochs after their start."""
-    with psycopg.connect(dsn, autocommit=True) as c:
-        trained = c.execute("select coalesce(sum(epoch - coalesce(clone_epoch, 0)), 0) "
-                            "from cerebro.configs").fetchone()[0]
-        dup = c.execute("select config_id, epoch, partition, kind, count(*) from cerebro.units "
-                        "where outcome = 'ok' group by 1, 2, 3, 4 having count(*) <> 1"
-                        ).fetchall()
-        assert dup == []
-        per = c.execute("select config_id, epoch, kind, array_agg(partition order by partition) "
-                        "from cerebro.units where outcome = 'ok' group by 1, 2, 3").fetchall()
-        assert len(per) == trained * 2
-        assert all(parts == [0, 1] for *_, parts in per)
-        metrics = c.execute("select count(*), count(distinct (config_id, epoch)) "
-                            "from cerebro.metrics").fetchone()
-        assert metrics == (trained, trained)
-        assert c.execute("select count(*) from cerebro.configs c join cerebro.workloads w "
-                         "using (workload_id) where c.status <> 'completed' or c.epoch <> "
-                         "coalesce(c.max_epochs, w.max_epochs)").fetchone()[0] == 0
-        assert c.execute("select count(*) from cerebro.configs where max_epochs is null and "
-                         "epoch <> %s", [epochs]).fetchone()[0] == 0
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from cerebro_udfs import state
 
-from test_scheduler import make_db, run_to_end
+from helpers import make_db, run_to_end
 
 SPACE = {"hidden": {"choice": [[8], [16]]}, "learning_rate": {"choice": [0.01, 0.003]}}
 
@@ -157,6 +157,7 @@ def test_workload_pause_resume_cancel(wl):
         assert acts == ["launch", "pause", "resume", "priority", "cancel"]
 
 
+@pytest.mark.slow
 def test_clone_continues_from_the_parents_weights_with_a_new_learning_rate(sdsn):
     with psycopg.connect(sdsn, autocommit=True) as c:
         wid = c.execute("select cerebro.launch('clone_src', 'mlp', 'tr', 'va', 'grid', "
@@ -207,6 +208,7 @@ def test_clone_continues_from_the_parents_weights_with_a_new_learning_rate(sdsn)
     assert (child, 0, "clone") in hist and (parent, 1, "completed") in hist
 
 
+@pytest.mark.slow
 def test_drill_down_pins_the_best_configs_other_params(sdsn):
     with psycopg.connect(sdsn, autocommit=True) as c:
         c.execute("update cerebro.configs set status = 'stopped' where status = 'active'")

@@ -11,7 +11,10 @@ import threading
 import psycopg
 import pytest
 
-from test_scheduler import assert_exactly_once, make_db, scheduler, wait_for
+from helpers import assert_exactly_once, make_db, scheduler, wait_for
+from helpers import fetch_all as _q
+
+pytestmark = pytest.mark.slow  # every test trains through the scheduler daemon
 
 SPACE = {"hidden": {"choice": [[8], [16]]}, "learning_rate": {"choice": [0.01, 0.003]}}
 
@@ -48,11 +51,6 @@ def live(server_dsn, request):
         if p.poll() is None:
             p.kill()
             p.wait()
-
-
-def _q(dsn, query, args=None):
-    with psycopg.connect(dsn, autocommit=True) as c:
-        return c.execute(query, args).fetchall()
 
 
 def test_stop_resume_add_and_clone_while_running(live):

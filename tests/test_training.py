@@ -8,7 +8,7 @@ import pytest
 from cerebro_udfs import state
 from cerebro_udfs.roster import mlp
 
-from conftest import fresh_conn
+from helpers import fresh_conn
 
 PARAMS = {"hidden": [16, 16], "learning_rate": 0.01, "batch_size": 32, "dropout": 0.1}
 

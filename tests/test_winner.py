@@ -10,7 +10,9 @@ import numpy as np
 import psycopg
 import pytest
 
-from test_scheduler import ROOT, launch, make_db, run_to_end
+from helpers import ROOT, launch, make_db, run_to_end
+
+pytestmark = pytest.mark.slow  # every test trains through the scheduler daemon
 
 SPACE = {"learning_rate": {"choice": [0.02]}, "hidden": {"choice": [[16]]}}
 
