@@ -22,14 +22,16 @@ This module runs inside the database (``cerebro.import_petastorm``) and in the c
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import pickle
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import unquote, urlparse
 
 import numpy as np
@@ -57,7 +59,7 @@ class _Field(NamedTuple):
 class _Schema:
     """Stand-in for petastorm.unischema.Unischema (its state is set by pickle's BUILD)."""
     _name: str
-    _fields: "OrderedDict[str, _Field]"
+    _fields: OrderedDict[str, _Field]
 
 
 class _Codec:
@@ -218,10 +220,11 @@ def _load_image(value: Any, name: str) -> Any:
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(value)) as img:
-            if img.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
-                img = img.convert("RGBA" if "A" in img.mode or "transparency" in img.info
-                                  else "RGB")
+        with Image.open(io.BytesIO(value)) as opened:
+            img: Image.Image = opened
+            if opened.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV"):
+                img = opened.convert("RGBA" if "A" in opened.mode
+                                     or "transparency" in opened.info else "RGB")
             return np.asarray(img).tolist()
     except Exception as e:  # noqa: BLE001 - Pillow raises many types
         raise CerebroError(f"field {name!r} holds a value that is not an image Pillow can "
@@ -246,7 +249,7 @@ def _petastorm_columns(fields: list[_Field], images: str) -> list[Column]:
             member = "arr" if kind == "compressed_ndarray" else None
             cols.append(Column(
                 f.name, elem + "[]" * max(1, len(f.shape or ())),
-                lambda v, m=member, n=f.name: _load_array(v, m, n),
+                functools.partial(_load_array, member=member, name=f.name),
                 None if size is None else 40 * size))
         elif kind == "image":
             if images == "bytes":
@@ -256,7 +259,7 @@ def _petastorm_columns(fields: list[_Field], images: str) -> list[Column]:
                     else f.numpy_dtype
                 elem = _IMAGE_PG.get(dtype, "integer")
                 cols.append(Column(f.name, elem + "[]" * max(2, len(f.shape or ())),
-                                   lambda v, n=f.name: _load_image(v, n),
+                                   functools.partial(_load_image, name=f.name),
                                    None if size is None else 40 * size))
         else:  # pragma: no cover - _CODECS and this switch list the same codecs
             raise CerebroError(f"{what} uses codec {type(f.codec).__name__}, which is not known")
@@ -398,45 +401,96 @@ def _hidden(p: Path, root: Path) -> bool:
     return any(part.startswith(("_", ".")) for part in p.relative_to(root).parts)
 
 
+def _check_images(images: Any) -> None:
+    if images not in IMAGE_MODES:
+        raise CerebroError(f"images must be 'array' or 'bytes', got {images!r}",
+                           hint="'array': decoded pixels (smallint[] H x W x C); 'bytes': "
+                                "the PNG/JPEG bytes as bytea")
+
+
+def _check_reader_options(images: str, batch_rows: int | None) -> None:
+    _check_images(images)
+    if batch_rows is not None and not 1 <= int(batch_rows) <= 1_000_000:
+        raise CerebroError(f"batch_rows must be between 1 and 1000000, got {batch_rows}")
+
+
+def _list_files(root: Path) -> tuple[list[Path], list[Path]]:
+    """The data files under ``root`` (or ``root`` itself) and where its metadata may be."""
+    if root.is_dir():
+        try:
+            files = sorted(p for p in root.rglob("*") if p.is_file() and not _hidden(p, root))
+        except OSError as e:
+            raise CerebroError(f"{root} cannot be listed: {e}") from None
+        meta_files = [root / "_common_metadata", root / "_metadata"]
+    else:
+        files = [root]
+        meta_files = [root.parent / "_common_metadata", root.parent / "_metadata"]
+    if not files:
+        raise CerebroError(f"{root} holds no Parquet files")
+    return files, meta_files
+
+
+def _footer(p: Path) -> Any:
+    """A Parquet file's footer (pyarrow ``FileMetaData``)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(p).metadata
+    except Exception as e:  # noqa: BLE001 - pyarrow raises several types
+        raise CerebroError(f"{p} is not a Parquet file ({type(e).__name__}: {e})",
+                           hint="give the directory of a Petastorm or Parquet "
+                                "dataset, or one .parquet file") from None
+
+
+def _unischema_metadata(meta_files: list[Path], first_footer: Any) -> dict:
+    """The key-value metadata that holds the Unischema, if any: ``_common_metadata`` or
+    ``_metadata``, else the first file's footer (petastorm may leave it there too)."""
+    import pyarrow.parquet as pq
+
+    meta: dict = {}
+    for mf in meta_files:
+        if UNISCHEMA_KEY not in meta and mf.is_file():
+            try:
+                meta = pq.read_metadata(mf).metadata or {}
+            except Exception as e:  # noqa: BLE001
+                raise CerebroError(f"{mf} is not Parquet metadata ({e})") from None
+    if UNISCHEMA_KEY not in meta:
+        meta = first_footer.metadata or {}
+    return meta
+
+
 class Dataset:
-    """The files, columns and rows of one Petastorm or plain Parquet dataset."""
+    """The files, columns and rows of one Petastorm or plain Parquet dataset.
+
+    Everything that can be wrong with the dataset (unreadable files, footers, partition
+    layout, schema, missing columns) is found here, from the footers alone, before any row
+    is read or inserted.
+    """
 
     def __init__(self, url: str, images: str = "array", batch_rows: int | None = None,
                  use_threads: bool = True) -> None:
-        import pyarrow.parquet as pq
-
-        if images not in IMAGE_MODES:
-            raise CerebroError(f"images must be 'array' or 'bytes', got {images!r}",
-                               hint="'array': decoded pixels (smallint[] H x W x C); 'bytes': "
-                                    "the PNG/JPEG bytes as bytea")
-        if batch_rows is not None and not 1 <= int(batch_rows) <= 1_000_000:
-            raise CerebroError(f"batch_rows must be between 1 and 1000000, got {batch_rows}")
+        _check_reader_options(images, batch_rows)
         self.use_threads = use_threads
         root = local_path(url)
         self.root = root
-        if root.is_dir():
-            try:
-                self.files = sorted(p for p in root.rglob("*")
-                                    if p.is_file() and not _hidden(p, root))
-            except OSError as e:
-                raise CerebroError(f"{root} cannot be listed: {e}") from None
-            meta_files = [root / "_common_metadata", root / "_metadata"]
-        else:
-            self.files = [root]
-            meta_files = [root.parent / "_common_metadata", root.parent / "_metadata"]
-        if not self.files:
-            raise CerebroError(f"{root} holds no Parquet files")
-        self._metas = []
-        for p in self.files:      # footers only: cheap, and a bad file fails before any insert
-            try:
-                self._metas.append(pq.ParquetFile(p).metadata)
-            except Exception as e:  # noqa: BLE001 - pyarrow raises several types
-                raise CerebroError(f"{p} is not a Parquet file ({type(e).__name__}: {e})",
-                                   hint="give the directory of a Petastorm or Parquet "
-                                        "dataset, or one .parquet file") from None
+        self.files, meta_files = _list_files(root)
+        self._metas = [_footer(p) for p in self.files]   # cheap, and fails before any insert
         self.arrow_schema = self._metas[0].schema.to_arrow_schema()
         self.partitions = [_partition_keys(p, root) if root.is_dir() else {}
                            for p in self.files]
+        part_names = self._check_partitions()
+        meta = _unischema_metadata(meta_files, self._metas[0])
+        self.kind, self.columns = self._columns(meta, images, part_names)
+        # a column in the directory names is not read from the files (Spark leaves it out)
+        self.from_path = {c.name: c for c in self.columns if c.name in part_names}
+        self._check_file_columns(part_names)
+        self.num_rows = sum(md.num_rows for md in self._metas)
+        self.batch_rows = int(batch_rows) if batch_rows is not None else self._default_rows()
+        self.batches_read = 0
+        self.max_batch_rows = 0
+
+    def _check_partitions(self) -> list[str]:
+        """The partition keys, which every file must have (the same ``key=value`` levels)."""
         part_names = list(self.partitions[0])
         for p, keys in zip(self.files, self.partitions):
             if sorted(keys) != sorted(part_names):
@@ -444,43 +498,38 @@ class Dataset:
                                    f"{self.files[0]} by {sorted(part_names) or 'nothing'}",
                                    hint="every file of a dataset sits under the same "
                                         "key=value directories")
-        meta: dict = {}
-        for mf in meta_files:
-            if UNISCHEMA_KEY not in meta and mf.is_file():
-                try:
-                    meta = pq.read_metadata(mf).metadata or {}
-                except Exception as e:  # noqa: BLE001
-                    raise CerebroError(f"{mf} is not Parquet metadata ({e})") from None
-        if UNISCHEMA_KEY not in meta:   # petastorm may also leave it in the files' footers
-            meta = self._metas[0].metadata or {}
+        return part_names
+
+    def _columns(self, meta: dict, images: str, part_names: list[str]
+                 ) -> tuple[str, list[Column]]:
+        """(kind, columns): a Unischema's fields, or the Arrow schema's columns followed by
+        the partition keys that the files do not store."""
         if UNISCHEMA_KEY in meta:
-            self.kind = "petastorm"
-            self.columns = _petastorm_columns(load_unischema(meta[UNISCHEMA_KEY]), images)
+            kind = "petastorm"
+            columns = _petastorm_columns(load_unischema(meta[UNISCHEMA_KEY]), images)
         else:
-            self.kind = "parquet"
-            self.columns = _plain_columns(self.arrow_schema)
-            stored = {c.name for c in self.columns}
-            self.columns += [Column(k, _partition_type([d[k] for d in self.partitions]),
-                                    lambda v: v)
-                             for k in part_names if k not in stored]
-        if not self.columns:
-            raise CerebroError(f"{root} has no columns")
-        names = [c.name for c in self.columns]
-        unknown = [k for k in part_names if k not in names]
+            kind = "parquet"
+            columns = _plain_columns(self.arrow_schema)
+            stored = {c.name for c in columns}
+            columns += [Column(k, _partition_type([d[k] for d in self.partitions]),
+                               lambda v: v)
+                        for k in part_names if k not in stored]
+        if not columns:
+            raise CerebroError(f"{self.root} has no columns")
+        unknown = [k for k in part_names if k not in {c.name for c in columns}]
         if unknown:
-            raise CerebroError(f"{root} is partitioned by {unknown}, which the Unischema "
+            raise CerebroError(f"{self.root} is partitioned by {unknown}, which the Unischema "
                                "does not list")
-        # a column in the directory names is not read from the files (Spark leaves it out)
-        self.from_path = {c.name: c for c in self.columns if c.name in part_names}
+        return kind, columns
+
+    def _check_file_columns(self, part_names: list[str]) -> None:
+        """Every file has every column (or its directory names give it)."""
+        names = [c.name for c in self.columns]
         for p, md in zip(self.files, self._metas):
             have = set(md.schema.to_arrow_schema().names) | set(part_names)
             missing = [n for n in names if n not in have]
             if missing:
                 raise CerebroError(f"{p} lacks column(s) {missing} of the dataset's schema")
-        self.num_rows = sum(md.num_rows for md in self._metas)
-        self.batch_rows = int(batch_rows) if batch_rows is not None else self._default_rows()
-        self.batches_read = 0
-        self.max_batch_rows = 0
 
     def _default_rows(self) -> int:
         """Rows per batch so that one decoded batch stays under ~BATCH_BYTES."""
@@ -523,10 +572,8 @@ class Dataset:
 
 
 def check_options(images: Any, if_exists: Any) -> None:
-    if images not in IMAGE_MODES:
-        raise CerebroError(f"images must be 'array' or 'bytes', got {images!r}",
-                           hint="'array': decoded pixels (smallint[] H x W x C); 'bytes': "
-                                "the PNG/JPEG bytes as bytea")
+    """The options the server function and the client command share."""
+    _check_images(images)
     if if_exists not in IF_EXISTS:
         raise CerebroError(f"if_exists must be 'error', 'append' or 'replace', got "
                            f"{if_exists!r}")
@@ -542,6 +589,20 @@ def table_parts(parsed: list[str] | None, target: str) -> list[str]:
 
 # ------------------------------------------------------------------ server side
 
+# Reading server files takes what COPY ... FROM 'file' takes.
+MAY_READ_FILES_SQL = ("select pg_has_role(current_user, 'pg_read_server_files', 'member') or "
+                      "(select rolsuper from pg_roles where rolname = current_user) as ok")
+PARSE_IDENT_SQL = "select parse_ident($1) as p"
+TABLE_EXISTS_SQL = ("select exists (select from pg_class c join pg_namespace n on "
+                    "n.oid = c.relnamespace where n.nspname = $1 and c.relname = $2) as e")
+# {table} is a quoted schema.name, {columns} quoted names (with their types in CREATE)
+DROP_TABLE_SQL = "drop table {table}"
+CREATE_TABLE_SQL = "create table {table} ({columns})"
+INSERT_SQL = "insert into {table} ({columns}) values {values}"
+MAX_ROWS_PER_INSERT = 100
+MAX_VALUES_PER_INSERT = 1000
+
+
 def _chunks(rows: list[tuple], size: int) -> Iterator[list[tuple]]:
     for i in range(0, len(rows), size):
         yield rows[i:i + size]
@@ -555,41 +616,50 @@ def import_petastorm(plpy: Any, name: str, url: str, table_name: str | None = No
     It reads files as the server's OS user, so it asks what ``COPY ... FROM 'file'`` asks:
     superuser or membership in ``pg_read_server_files``.
     """
-    allowed = plpy.execute(
-        "select pg_has_role(current_user, 'pg_read_server_files', 'member') or "
-        "(select rolsuper from pg_roles where rolname = current_user) as ok")[0]["ok"]
-    if not allowed:
-        raise CerebroError("reading files on the server needs the pg_read_server_files role "
-                           "(as COPY FROM a file does)",
-                           hint="GRANT pg_read_server_files TO <role>, or import from the "
-                                "client with `cerebro import-petastorm URL NAME`",
-                           sqlstate="42501")
+    _check_may_read_files(plpy)
     check_options(images, if_exists)
     target = table_name or name
     if not target:
         raise CerebroError("name the table to create: name => 'xray' (or table_name)")
     try:
-        parsed = plpy.execute(plpy.prepare("select parse_ident($1) as p", ["text"]),
-                              [target])[0]["p"]
+        parsed = plpy.execute(plpy.prepare(PARSE_IDENT_SQL, ["text"]), [target])[0]["p"]
     except plpy.SPIError:
         parsed = None
     schema, table = table_parts(parsed, target)
     ds = Dataset(url, images, batch_rows, use_threads=False)
     qualified = f"{plpy.quote_ident(schema)}.{plpy.quote_ident(table)}"
-    exists = plpy.execute(plpy.prepare(
-        "select exists (select from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-        "where n.nspname = $1 and c.relname = $2) as e", ["text", "text"]),
-        [schema, table])[0]["e"]
+    _prepare_table(plpy, schema, table, qualified, ds.columns, if_exists)
+    return _insert_rows(plpy, qualified, ds)
+
+
+def _check_may_read_files(plpy: Any) -> None:
+    if not plpy.execute(MAY_READ_FILES_SQL)[0]["ok"]:
+        raise CerebroError("reading files on the server needs the pg_read_server_files role "
+                           "(as COPY FROM a file does)",
+                           hint="GRANT pg_read_server_files TO <role>, or import from the "
+                                "client with `cerebro import-petastorm URL NAME`",
+                           sqlstate="42501")
+
+
+def _prepare_table(plpy: Any, schema: str, table: str, qualified: str,
+                   columns: list[Column], if_exists: str) -> None:
+    """Create the table, or keep it (``append``), or drop and create it (``replace``)."""
+    exists = plpy.execute(plpy.prepare(TABLE_EXISTS_SQL, ["text", "text"]),
+                          [schema, table])[0]["e"]
     if exists and if_exists == "error":
         raise CerebroError(f"table {schema}.{table} already exists",
                            hint="if_exists => 'append' or 'replace', or another table_name")
     if exists and if_exists == "replace":
-        plpy.execute(f"drop table {qualified}")
+        plpy.execute(DROP_TABLE_SQL.format(table=qualified))
     if not exists or if_exists == "replace":
-        cols = ", ".join(f"{plpy.quote_ident(c.name)} {c.pg_type}" for c in ds.columns)
-        plpy.execute(f"create table {qualified} ({cols})")
+        cols = ", ".join(f"{plpy.quote_ident(c.name)} {c.pg_type}" for c in columns)
+        plpy.execute(CREATE_TABLE_SQL.format(table=qualified, columns=cols))
+
+
+def _insert_rows(plpy: Any, qualified: str, ds: Dataset) -> int:
+    """Insert every row, batch by batch, several rows per INSERT (one plan per row count)."""
     ncols = len(ds.columns)
-    per_stmt = max(1, min(100, 1000 // ncols))      # rows per INSERT statement
+    per_stmt = max(1, min(MAX_ROWS_PER_INSERT, MAX_VALUES_PER_INSERT // ncols))
     col_list = ", ".join(plpy.quote_ident(c.name) for c in ds.columns)
     plans: dict[int, Any] = {}
 
@@ -598,8 +668,9 @@ def import_petastorm(plpy: Any, name: str, url: str, table_name: str | None = No
             values = ", ".join(
                 "(" + ", ".join(f"${r * ncols + j + 1}" for j in range(ncols)) + ")"
                 for r in range(k))
-            plans[k] = plpy.prepare(f"insert into {qualified} ({col_list}) values {values}",
-                                    [c.pg_type for c in ds.columns] * k)
+            plans[k] = plpy.prepare(
+                INSERT_SQL.format(table=qualified, columns=col_list, values=values),
+                [c.pg_type for c in ds.columns] * k)
         return plans[k]
 
     n = 0
