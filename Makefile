@@ -5,8 +5,10 @@ PYTHON ?= /usr/bin/python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 CEREBRO := $(VENV)/bin/cerebro
+# what ruff reads (mypy's files are in pyproject.toml: src and udfs)
+LINT_PATHS := src udfs tests bench tools
 
-.PHONY: setup up down demo test bench sql clean
+.PHONY: setup up down demo lint format test bench sql clean
 
 setup: $(VENV)/.installed
 
@@ -26,7 +28,20 @@ demo: setup
 	$(CEREBRO) up
 	$(PY) -m cerebro.demo
 
-test: setup
+# ruff (lint + format check) and mypy; `make test` runs it first, so CI (.ci/run) does too
+lint: setup
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/mypy
+
+# rewrite what ruff can fix by itself (then `make lint` shows what is left)
+format: setup
+	$(VENV)/bin/ruff format $(LINT_PATHS)
+	$(VENV)/bin/ruff check --fix $(LINT_PATHS)
+
+# PYTEST_ARGS='-m "not server"' runs the pure tests without a server; '-m "not slow"' skips
+# the end-to-end training tests
+test: setup lint
 	$(CEREBRO) up
 	$(PY) -m pytest $(PYTEST_ARGS)
 

@@ -30,7 +30,8 @@ def main() -> None:
     import psycopg
 
     model = keras.models.load_model(model_path)
-    norm = json.loads(open(norm_path).read())
+    with open(norm_path) as f:
+        norm = json.loads(f.read())
     mean = np.asarray(norm["mean"], np.float32)
     std = np.asarray(norm["std"], np.float32)
     features = norm["features"]
@@ -40,11 +41,14 @@ def main() -> None:
         t0 = time.perf_counter()
         with psycopg.connect(dsn) as c:
             c.execute(f"drop table if exists {table}")
-            c.execute(f"create table {table} (id int, lbl bigint, probability float8, "
-                      "probabilities float8[])")
+            c.execute(
+                f"create table {table} (id int, lbl bigint, probability float8, "
+                "probabilities float8[])"
+            )
             keys, rows = [], []
-            with c.cursor().copy(f"copy (select id, {cols} from src) to stdout "
-                                 "(format binary)") as cp:
+            with c.cursor().copy(
+                f"copy (select id, {cols} from src) to stdout (format binary)"
+            ) as cp:
                 cp.set_types(["int4"] + ["float4"] * len(features))
                 for r in cp.rows():
                     keys.append(r[0])
@@ -54,7 +58,7 @@ def main() -> None:
             best = y.argmax(axis=1)
             with c.cursor().copy(f"copy {table} from stdin (format binary)") as cp:
                 cp.set_types(["int4", "int8", "float8", "float8[]"])
-                for k, b, p in zip(keys, best.tolist(), y.tolist()):
+                for k, b, p in zip(keys, best.tolist(), y.tolist(), strict=True):
                     cp.write_row((k, norm["classes"][b], p[b], p))
         return time.perf_counter() - t0
 

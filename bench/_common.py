@@ -17,9 +17,16 @@ from helpers import wait_for as wait_for  # noqa: E402  (re-exported)
 
 # Environment variables that decide TensorFlow's / BLAS's thread pools. The embedded server
 # passes these through to PL/Python (see cerebro.cluster._SERVER_ENV_KEYS).
-THREAD_KEYS = ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
-               "TF_ENABLE_ONEDNN_OPTS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
-               "KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL")
+THREAD_KEYS = (
+    "OMP_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+    "TF_ENABLE_ONEDNN_OPTS",
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+    "KERAS_BACKEND",
+    "TF_CPP_MIN_LOG_LEVEL",
+)
 
 
 def dsn() -> str:
@@ -51,7 +58,8 @@ def server_env(conn) -> dict | None:
             "aff = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else None\n"
             "return json.dumps({'env': {k: os.environ[k] for k in keys if k in os.environ},\n"
             "                   'cpu_count': os.cpu_count(), 'affinity': aff,\n"
-            "                   'nice': os.nice(0)})\n$$")
+            "                   'nice': os.nice(0)})\n$$"
+        )
         return json.loads(conn.execute("select pg_temp.bench_server_env()").fetchone()[0])
     except Exception:  # noqa: BLE001 - not a superuser, or no plpython3u
         return None
@@ -65,12 +73,11 @@ def _cpu_times() -> tuple[int, int]:
     return sum(v) - idle, sum(v)
 
 
-
 def _proc_jiffies(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])     # utime + stime, all threads
+        return int(fields[11]) + int(fields[12])  # utime + stime, all threads
     except (OSError, ValueError, IndexError):
         return None
 
@@ -102,7 +109,8 @@ def server_aux_pids() -> list[int]:
         except OSError:
             continue
         if cmd.startswith(b"postgres: ") and any(
-                k in cmd for k in (b"walwriter", b"checkpointer", b"background writer")):
+            k in cmd for k in (b"walwriter", b"checkpointer", b"background writer")
+        ):
             out.append(int(d))
     return out
 
@@ -140,8 +148,10 @@ class CpuWatch:
         wall = (end[1] - self.start[1]) / cpus / self.hz
         foreign = max(0, (end[0] - self.start[0]) - (end[2] - self.start[2])) / self.hz
         share = foreign / max(1e-9, wall * cpus)
-        text = (f"other processes used {foreign:.1f} CPU-s during the {wall:.0f} s of runs "
-                f"({share:.0%} of the machine)")
+        text = (
+            f"other processes used {foreign:.1f} CPU-s during the {wall:.0f} s of runs "
+            f"({share:.0%} of the machine)"
+        )
         if share > 0.05:
             text += ": the figures are disturbed by concurrent work"
         return text

@@ -17,9 +17,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 
 import _protocol  # this directory is the script's: sys.path[0]
-from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "udfs"))
 
@@ -45,10 +45,17 @@ def main() -> None:
         return time.perf_counter() - s
 
     warm = fit()
-    _protocol.reply({"ready": True, "rows": int(x.shape[0]), "params": int(model.count_params()),
-           "startup_seconds": time.perf_counter() - t0, "warmup_seconds": warm,
-           "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-           "inter_op": tf.config.threading.get_inter_op_parallelism_threads()})
+    _protocol.reply(
+        {
+            "ready": True,
+            "rows": int(x.shape[0]),
+            "params": int(model.count_params()),
+            "startup_seconds": time.perf_counter() - t0,
+            "warmup_seconds": warm,
+            "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+        }
+    )
     _protocol.serve({"fit": lambda: {"seconds": fit()}})
 
 

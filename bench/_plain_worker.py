@@ -38,8 +38,9 @@ def main() -> None:
         for i, params in enumerate(job["configs"]):
             model = models.build_model(SPEC, params, job["dataset"], i)
             for _ in range(job["epochs"]):
-                model.fit(x, y, batch_size=params["batch_size"], epochs=1, shuffle=False,
-                          verbose=0)
+                model.fit(
+                    x, y, batch_size=params["batch_size"], epochs=1, shuffle=False, verbose=0
+                )
                 rows += len(y)
     else:
         import optuna
@@ -49,18 +50,29 @@ def main() -> None:
         x = np.concatenate([p["x"] for p in parts])
         y = np.concatenate([p["y"] for p in parts])
         storage = optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(job["journal"]))
-        study = optuna.load_study(study_name="p7", storage=storage,
-                                  sampler=optuna.samplers.GridSampler(job["grid"], seed=0))
+            optuna.storages.journal.JournalFileBackend(job["journal"])
+        )
+        study = optuna.load_study(
+            study_name="p7",
+            storage=storage,
+            sampler=optuna.samplers.GridSampler(job["grid"], seed=0),
+        )
 
         def objective(trial: optuna.Trial) -> float:
             nonlocal rows
-            params = {**job["fixed"],
-                      **{k: json.loads(trial.suggest_categorical(k, v))
-                         for k, v in job["grid"].items()}}
+            params = {
+                **job["fixed"],
+                **{k: json.loads(trial.suggest_categorical(k, v)) for k, v in job["grid"].items()},
+            }
             model = models.build_model(SPEC, params, job["dataset"], trial.number)
-            hist = model.fit(x, y, batch_size=params["batch_size"], epochs=job["epochs"],
-                             shuffle=False, verbose=0)
+            hist = model.fit(
+                x,
+                y,
+                batch_size=params["batch_size"],
+                epochs=job["epochs"],
+                shuffle=False,
+                verbose=0,
+            )
             rows += len(y) * job["epochs"]
             return float(hist.history["loss"][-1])
 

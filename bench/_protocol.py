@@ -32,8 +32,9 @@ class Worker:
 
     def __init__(self, argv: list[str], env: dict[str, str], name: str) -> None:
         self.name = name
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     text=True, env=env)
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        )
         self.info = self._read()
 
     def _read(self) -> dict:

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _workload as wl  # noqa: E402
+import _workload as wl
 
 DB = "cerebro_bench_p2"
 TARGET = 0.9
@@ -29,11 +29,35 @@ SPACE = {"hidden": {"choice": [[192, 192], [160, 224], [224, 160], [176, 208]]}}
 
 def plain_baseline(arrays: list[Path], configs: list[dict], epochs: int, tmp: Path) -> dict:
     job = tmp / "job.json"
-    job.write_text(json.dumps({"configs": configs, "epochs": epochs, "dataset": {
-        "feature_shape": [32], "task": "classification", "num_classes": 2, "classes": [0, 1]}}))
-    procs = [subprocess.Popen([sys.executable, str(Path(__file__).parent / "_plain_worker.py"),
-                               "mop-baseline", str(a), str(job)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True) for a in arrays]
+    job.write_text(
+        json.dumps(
+            {
+                "configs": configs,
+                "epochs": epochs,
+                "dataset": {
+                    "feature_shape": [32],
+                    "task": "classification",
+                    "num_classes": 2,
+                    "classes": [0, 1],
+                },
+            }
+        )
+    )
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(Path(__file__).parent / "_plain_worker.py"),
+                "mop-baseline",
+                str(a),
+                str(job),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for a in arrays
+    ]
     for p in procs:
         while p.stdout.readline().strip() != "ready":
             pass
@@ -43,12 +67,10 @@ def plain_baseline(arrays: list[Path], configs: list[dict], epochs: int, tmp: Pa
     results = [json.loads(p.stdout.readline()) for p in procs]
     for p in procs:
         p.wait()
-    return {"rows": sum(r["rows"] for r in results),
-            "seconds": max(r["seconds"] for r in results)}
+    return {"rows": sum(r["rows"] for r in results), "seconds": max(r["seconds"] for r in results)}
 
 
-def run(server: str | None = None, rows: int = 100_000, configs: int = 4,
-        epochs: int = 2) -> dict:
+def run(server: str | None = None, rows: int = 100_000, configs: int = 4, epochs: int = 2) -> dict:
     server = server or wl.server_dsn()
     dsn = wl.fresh_db(server, DB)
     sched = None
@@ -60,10 +82,17 @@ def run(server: str | None = None, rows: int = 100_000, configs: int = 4,
         mop = wl.run_workload(dsn, "p2", "bench", space, epochs, {"batch_size": 256})
         with tempfile.TemporaryDirectory() as d:
             arrays = wl.partition_arrays(dsn, "bench", Path(d))
-            base = {"hidden": [64], "activation": "relu", "dropout": 0.0, "optimizer": "adam",
-                    "learning_rate": 0.001, "batch_size": 256}
-            plain = plain_baseline(arrays, [{**base, "hidden": h} for h in
-                                            space["hidden"]["choice"]], epochs, Path(d))
+            base = {
+                "hidden": [64],
+                "activation": "relu",
+                "dropout": 0.0,
+                "optimizer": "adam",
+                "learning_rate": 0.001,
+                "batch_size": 256,
+            }
+            plain = plain_baseline(
+                arrays, [{**base, "hidden": h} for h in space["hidden"]["choice"]], epochs, Path(d)
+            )
     finally:
         if sched is not None:
             sched.terminate()
@@ -72,13 +101,21 @@ def run(server: str | None = None, rows: int = 100_000, configs: int = 4,
     mop_rate = mop["rows"] / mop["span"]
     plain_rate = plain["rows"] / plain["seconds"]
     ratio = mop_rate / plain_rate
-    print(f"P2 mop/plain = {ratio:.2f} (mop {mop_rate:.0f} rows/s on 2 workers over "
-          f"{mop['units']} units in {mop['span']:.1f} s, fit time {mop['fit_seconds']:.1f} s; "
-          f"plain {plain_rate:.0f} rows/s with 2 processes in {plain['seconds']:.1f} s; "
-          f"{configs} configs x {epochs} epochs x {rows} rows)")
-    return {"id": "P2", "what": "MOP workload rows/s ÷ K plain-Keras processes",
-            "ratio": ratio, "target": TARGET, "reps": 1, "mop_rows_per_s": mop_rate,
-            "plain_rows_per_s": plain_rate}
+    print(
+        f"P2 mop/plain = {ratio:.2f} (mop {mop_rate:.0f} rows/s on 2 workers over "
+        f"{mop['units']} units in {mop['span']:.1f} s, fit time {mop['fit_seconds']:.1f} s; "
+        f"plain {plain_rate:.0f} rows/s with 2 processes in {plain['seconds']:.1f} s; "
+        f"{configs} configs x {epochs} epochs x {rows} rows)"
+    )
+    return {
+        "id": "P2",
+        "what": "MOP workload rows/s ÷ K plain-Keras processes",
+        "ratio": ratio,
+        "target": TARGET,
+        "reps": 1,
+        "mop_rows_per_s": mop_rate,
+        "plain_rows_per_s": plain_rate,
+    }
 
 
 if __name__ == "__main__":

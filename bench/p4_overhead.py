@@ -23,7 +23,7 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _workload as wl  # noqa: E402
+import _workload as wl
 
 DB = "cerebro_bench_p4"
 TARGET_MS = 20.0
@@ -35,29 +35,42 @@ def unit_overheads(dsn: str, wid: int) -> tuple[list[float], list[float]]:
             "select u.worker, u.started_at, u.ended_at, (u.result->>'seconds')::float8 "
             "from cerebro.units u join cerebro.configs c using (config_id) where "
             "c.workload_id = %s and u.outcome = 'ok' order by u.worker, u.started_at",
-            [wid]).fetchall()
+            [wid],
+        ).fetchall()
     overhead = [((e - s).total_seconds() - fit) * 1000 for _, s, e, fit in rows]
-    gaps = [(rows[i][1] - rows[i - 1][2]).total_seconds() * 1000
-            for i in range(1, len(rows)) if rows[i][0] == rows[i - 1][0]]
+    gaps = [
+        (rows[i][1] - rows[i - 1][2]).total_seconds() * 1000
+        for i in range(1, len(rows))
+        if rows[i][0] == rows[i - 1][0]
+    ]
     return overhead, gaps
 
 
 def big_state_hop(dsn: str) -> dict:
     with psycopg.connect(dsn, autocommit=True) as c:
-        c.execute("create table tiny as select i, random()::real as a, random()::real as b, "
-                  "(i % 2) as l from generate_series(1, 8) i")
-        c.execute("select cerebro.load_dataset('tiny', 'tiny', array['a', 'b'], 'l', "
-                  "num_partitions => 2)")
+        c.execute(
+            "create table tiny as select i, random()::real as a, random()::real as b, "
+            "(i % 2) as l from generate_series(1, 8) i"
+        )
+        c.execute(
+            "select cerebro.load_dataset('tiny', 'tiny', array['a', 'b'], 'l', "
+            "num_partitions => 2)"
+        )
         params = '{"hidden": [2900, 2900], "batch_size": 4}'
-        c.execute("create temp table s as select * from cerebro.run_subepoch('mlp', 'tiny', 0, "
-                  "%s)", [params])
+        c.execute(
+            "create temp table s as select * from cerebro.run_subepoch('mlp', 'tiny', 0, %s)",
+            [params],
+        )
         size = c.execute("select octet_length(state) from s").fetchone()[0]
         times = []
         for p in (1, 0, 1):
             t0 = time.perf_counter()
-            fit = c.execute("with r as (select * from cerebro.run_subepoch('mlp', 'tiny', %s, "
-                            "%s, state => (select state from s))) update s set state = r.state "
-                            "from r returning r.seconds", [p, params]).fetchone()[0]
+            fit = c.execute(
+                "with r as (select * from cerebro.run_subepoch('mlp', 'tiny', %s, "
+                "%s, state => (select state from s))) update s set state = r.state "
+                "from r returning r.seconds",
+                [p, params],
+            ).fetchone()[0]
             times.append(time.perf_counter() - t0 - fit)
     hop = statistics.median(times)
     return {"bytes": size, "seconds": hop, "mb_per_s": size / 1e6 / hop}
@@ -72,8 +85,7 @@ def run(server: str | None = None, configs: int = 8, epochs: int = 15) -> dict:
         sched = wl.start_scheduler(dsn)
         wl.warm_up(dsn, "bench", 2)
         space = {"learning_rate": {"choice": [0.001 * (i + 1) for i in range(configs)]}}
-        res = wl.run_workload(dsn, "p4", "bench", space, epochs,
-                              {"hidden": [4], "batch_size": 16})
+        res = wl.run_workload(dsn, "p4", "bench", space, epochs, {"hidden": [4], "batch_size": 16})
         overhead, gaps = unit_overheads(dsn, res["workload_id"])
         sched.terminate()
         sched.wait(timeout=120)
@@ -86,14 +98,24 @@ def run(server: str | None = None, configs: int = 8, epochs: int = 15) -> dict:
         wl.drop_db(server, DB)
     o, g = statistics.median(overhead), statistics.median(gaps)
     fixed = o + g
-    print(f"P4 fixed cost per sub-epoch = {fixed:.1f} ms (median unit overhead {o:.1f} ms "
-          f"+ median scheduler gap {g:.1f} ms; p90 overhead "
-          f"{statistics.quantiles(overhead, n=10)[-1]:.1f} ms; {res['units']} units)")
-    print(f"P4 state hop of {hop['bytes'] / 1e6:.0f} MB: {hop['seconds']:.2f} s "
-          f"({hop['mb_per_s']:.0f} MB/s; decode + restore + capture + encode, in-server)")
-    return {"id": "P4", "what": "fixed cost per sub-epoch, tiny model (ms)", "ratio": fixed,
-            "target": TARGET_MS, "reps": res["units"], "lower_is_better": True,
-            "hop": hop}
+    print(
+        f"P4 fixed cost per sub-epoch = {fixed:.1f} ms (median unit overhead {o:.1f} ms "
+        f"+ median scheduler gap {g:.1f} ms; p90 overhead "
+        f"{statistics.quantiles(overhead, n=10)[-1]:.1f} ms; {res['units']} units)"
+    )
+    print(
+        f"P4 state hop of {hop['bytes'] / 1e6:.0f} MB: {hop['seconds']:.2f} s "
+        f"({hop['mb_per_s']:.0f} MB/s; decode + restore + capture + encode, in-server)"
+    )
+    return {
+        "id": "P4",
+        "what": "fixed cost per sub-epoch, tiny model (ms)",
+        "ratio": fixed,
+        "target": TARGET_MS,
+        "reps": res["units"],
+        "lower_is_better": True,
+        "hop": hop,
+    }
 
 
 if __name__ == "__main__":

@@ -37,13 +37,13 @@ import numpy as np
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _workload as wl  # noqa: E402
+import _workload as wl
 
-DB = f"cerebro_bench_p8_{os.getpid()}"      # its own: never drops a concurrent run's database
-IMAGE_ROWS = 64            # per partition
-TEXT_ROWS = 8              # per partition (a full BERT-base step on 64 tokens is ~1 s / 4 rows)
-NUMERIC_ROWS = 4096        # per partition
-TINY_ROWS = 2              # per partition, for the ResNet50 hop
+DB = f"cerebro_bench_p8_{os.getpid()}"  # its own: never drops a concurrent run's database
+IMAGE_ROWS = 64  # per partition
+TEXT_ROWS = 8  # per partition (a full BERT-base step on 64 tokens is ~1 s / 4 rows)
+NUMERIC_ROWS = 4096  # per partition
+TINY_ROWS = 2  # per partition, for the ResNet50 hop
 # model, dataset, params, what the rows are
 MODELS = (
     ("mlp", "tabular", {"hidden": [256, 128], "batch_size": 256}, "30 features"),
@@ -60,25 +60,32 @@ def make_data(dsn: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute("select setseed(0.8)")
         cols = ", ".join(f"random()::real as f{i}" for i in range(30))
-        c.execute(f"create table tabular as select i as id, {cols}, (i % 3) as y "
-                  f"from generate_series(1, {2 * NUMERIC_ROWS}) i")
+        c.execute(
+            f"create table tabular as select i as id, {cols}, (i % 3) as y "
+            f"from generate_series(1, {2 * NUMERIC_ROWS}) i"
+        )
         for table, n in (("images", IMAGE_ROWS), ("tiny", TINY_ROWS)):
             c.execute(f"create table {table} (id int primary key, x real[], y int)")
             with c.cursor() as cur, cur.copy(f"copy {table} (id, x, y) from stdin") as cp:
                 for i in range(2 * n):
-                    cp.write_row((i, rng.random((32, 32, 3), dtype=np.float32).tolist(),
-                                  i % 10))
+                    cp.write_row((i, rng.random((32, 32, 3), dtype=np.float32).tolist(), i % 10))
         c.execute("create table reviews (id int primary key, txt text, y int)")
         with c.cursor() as cur, cur.copy("copy reviews (id, txt, y) from stdin") as cp:
             for i in range(2 * TEXT_ROWS):
                 cp.write_row((i, " ".join(rng.choice(words, 80)), i % 2))
-        c.execute("select cerebro.load_dataset('tabular', 'tabular', %s, 'y', "
-                  "num_partitions => 2)", [[f"f{i}" for i in range(30)]])
+        c.execute(
+            "select cerebro.load_dataset('tabular', 'tabular', %s, 'y', num_partitions => 2)",
+            [[f"f{i}" for i in range(30)]],
+        )
         for table in ("images", "tiny"):
-            c.execute(f"select cerebro.load_dataset('{table}', '{table}', array['x'], 'y', "
-                      "num_partitions => 2)")
-        c.execute("select cerebro.load_dataset('reviews', 'reviews', array['txt'], 'y', "
-                  "num_partitions => 2, max_length => 64, vocabulary_size => 2000)")
+            c.execute(
+                f"select cerebro.load_dataset('{table}', '{table}', array['x'], 'y', "
+                "num_partitions => 2)"
+            )
+        c.execute(
+            "select cerebro.load_dataset('reviews', 'reviews', array['txt'], 'y', "
+            "num_partitions => 2, max_length => 64, vocabulary_size => 2000)"
+        )
 
 
 def two_subepochs(dsn: str, model: str, dataset: str, params: dict) -> dict:
@@ -88,8 +95,10 @@ def two_subepochs(dsn: str, model: str, dataset: str, params: dict) -> dict:
         c.execute("create temp table s (state bytea, loss float8)")
         c.execute("alter table s alter column state set storage external")  # as cerebro.states
         t0 = time.perf_counter()
-        c.execute("insert into s select state, loss from cerebro.run_subepoch(%s, %s, 0, %s, "
-                  "seed => 1)", [model, dataset, p])
+        c.execute(
+            "insert into s select state, loss from cerebro.run_subepoch(%s, %s, 0, %s, seed => 1)",
+            [model, dataset, p],
+        )
         first = time.perf_counter() - t0
         size = c.execute("select octet_length(state) from s").fetchone()[0]
         t0 = time.perf_counter()
@@ -99,16 +108,26 @@ def two_subepochs(dsn: str, model: str, dataset: str, params: dict) -> dict:
             "update s set state = (r.x).state, loss = (r.x).loss from (select "
             "cerebro.run_subepoch(%s, %s, 1, %s, state => (select state from s), seed => 1) "
             "as x) r returning (r.x).seconds, (r.x).rows, (r.x).loss",
-            [model, dataset, p]).fetchone()
+            [model, dataset, p],
+        ).fetchone()
         total = time.perf_counter() - t0
     if loss is None or not np.isfinite(loss):
         raise RuntimeError(f"{model}: loss {loss}")
-    return {"model": model, "rows": rows, "first_s": first, "subepoch_s": total,
-            "fit_s": fit, "hop_s": total - fit, "state_mb": size / 1e6, "loss": loss}
+    return {
+        "model": model,
+        "rows": rows,
+        "first_s": first,
+        "subepoch_s": total,
+        "fit_s": fit,
+        "hop_s": total - fit,
+        "state_mb": size / 1e6,
+        "loss": loss,
+    }
 
 
-def run(server: str | None = None, models: list[str] | None = None,
-        tiny_hop: bool = False) -> dict:
+def run(
+    server: str | None = None, models: list[str] | None = None, tiny_hop: bool = False
+) -> dict:
     server = server or wl.server_dsn()
     dsn = wl.fresh_db(server, DB)
     results = []
@@ -121,36 +140,61 @@ def run(server: str | None = None, models: list[str] | None = None,
                 continue
             r = two_subepochs(dsn, model, dataset, params)
             results.append(r)
-            print(f"P8 {model:<10} {r['rows']:>5} rows of {what:<11} "
-                  f"{json.dumps(params)}: sub-epoch {r['subepoch_s']:6.2f} s "
-                  f"(fit {r['fit_s']:6.2f} s + hop {r['hop_s']:5.2f} s), "
-                  f"state {r['state_mb']:7.1f} MB; first (build + trace + fit) "
-                  f"{r['first_s']:5.1f} s", flush=True)
+            print(
+                f"P8 {model:<10} {r['rows']:>5} rows of {what:<11} "
+                f"{json.dumps(params)}: sub-epoch {r['subepoch_s']:6.2f} s "
+                f"(fit {r['fit_s']:6.2f} s + hop {r['hop_s']:5.2f} s), "
+                f"state {r['state_mb']:7.1f} MB; first (build + trace + fit) "
+                f"{r['first_s']:5.1f} s",
+                flush=True,
+            )
             if model == "resnet50":
-                hop = {"mb": r["state_mb"], "seconds": r["hop_s"],
-                       "mb_per_s": r["state_mb"] / r["hop_s"], "how": "sub-epoch - fit"}
-                print(f"P8 ResNet50 state hop: {hop['mb']:.0f} MB in {hop['seconds']:.2f} s "
-                      f"({hop['mb_per_s']:.0f} MB/s): its warm sub-epoch less model.fit",
-                      flush=True)
+                hop = {
+                    "mb": r["state_mb"],
+                    "seconds": r["hop_s"],
+                    "mb_per_s": r["state_mb"] / r["hop_s"],
+                    "how": "sub-epoch - fit",
+                }
+                print(
+                    f"P8 ResNet50 state hop: {hop['mb']:.0f} MB in {hop['seconds']:.2f} s "
+                    f"({hop['mb_per_s']:.0f} MB/s): its warm sub-epoch less model.fit",
+                    flush=True,
+                )
         if tiny_hop:
             h = two_subepochs(dsn, "resnet50", "tiny", {"batch_size": TINY_ROWS})
-            hop = {"mb": h["state_mb"], "seconds": h["subepoch_s"], "fit_s": h["fit_s"],
-                   "mb_per_s": h["state_mb"] / h["subepoch_s"], "how": "tiny partition"}
-            print(f"P8 ResNet50 state hop: run_subepoch on a {h['rows']}-row partition with "
-                  f"a {h['state_mb']:.0f} MB state in and out: {h['subepoch_s']:.2f} s "
-                  f"(fit {h['fit_s']:.2f} s), {hop['mb_per_s']:.0f} MB/s", flush=True)
+            hop = {
+                "mb": h["state_mb"],
+                "seconds": h["subepoch_s"],
+                "fit_s": h["fit_s"],
+                "mb_per_s": h["state_mb"] / h["subepoch_s"],
+                "how": "tiny partition",
+            }
+            print(
+                f"P8 ResNet50 state hop: run_subepoch on a {h['rows']}-row partition with "
+                f"a {h['state_mb']:.0f} MB state in and out: {h['subepoch_s']:.2f} s "
+                f"(fit {h['fit_s']:.2f} s), {hop['mb_per_s']:.0f} MB/s",
+                flush=True,
+            )
     finally:
         wl.drop_db(server, DB)
     print(f"P8 total {time.perf_counter() - t_all:.0f} s", flush=True)
-    return {"id": "P8", "what": "roster: seconds per sub-epoch; ResNet50 state hop MB/s",
-            "ratio": hop["mb_per_s"] if hop else None, "target": 0.0, "models": results,
-            "hop": hop}
+    return {
+        "id": "P8",
+        "what": "roster: seconds per sub-epoch; ResNet50 state hop MB/s",
+        "ratio": hop["mb_per_s"] if hop else None,
+        "target": 0.0,
+        "models": results,
+        "hop": hop,
+    }
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="", help="comma-separated subset of the roster")
-    ap.add_argument("--tiny-hop", action="store_true",
-                    help="also time the ResNet50 hop on a 2-row partition (~40 s more)")
+    ap.add_argument(
+        "--tiny-hop",
+        action="store_true",
+        help="also time the ResNet50 hop on a 2-row partition (~40 s more)",
+    )
     a = ap.parse_args()
     run(models=[m for m in a.models.split(",") if m] or None, tiny_hop=a.tiny_hop)

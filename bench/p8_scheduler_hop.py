@@ -16,7 +16,6 @@ and for the epoch's last unit the checkpoint).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -27,11 +26,15 @@ import numpy as np
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _workload as wl  # noqa: E402
+import _workload as wl
 
 DB = "cerebro_bench_sched_hop"
-MODELS = {"resnet50": ("images", 64), "mobilenet": ("images", 64),
-          "distilbert": ("reviews", 8), "bert_base": ("reviews", 8)}
+MODELS = {
+    "resnet50": ("images", 64),
+    "mobilenet": ("images", 64),
+    "distilbert": ("reviews", 8),
+    "bert_base": ("reviews", 8),
+}
 
 
 def make_data(dsn: str, image_rows: int, text_rows: int) -> None:
@@ -46,20 +49,29 @@ def make_data(dsn: str, image_rows: int, text_rows: int) -> None:
         with c.cursor() as cur, cur.copy("copy reviews (id, txt, y) from stdin") as cp:
             for i in range(2 * text_rows):
                 cp.write_row((i, " ".join(rng.choice(words, 80)), i % 2))
-        c.execute("select cerebro.load_dataset('images', 'images', array['x'], 'y', "
-                  "num_partitions => 2)")
-        c.execute("select cerebro.load_dataset('reviews', 'reviews', array['txt'], 'y', "
-                  "num_partitions => 2, max_length => 64, vocabulary_size => 2000)")
+        c.execute(
+            "select cerebro.load_dataset('images', 'images', array['x'], 'y', num_partitions => 2)"
+        )
+        c.execute(
+            "select cerebro.load_dataset('reviews', 'reviews', array['txt'], 'y', "
+            "num_partitions => 2, max_length => 64, vocabulary_size => 2000)"
+        )
 
 
 def measure(dsn: str, model: str, dataset: str) -> dict:
     with psycopg.connect(dsn, autocommit=True) as c:
-        wid = c.execute("select cerebro.launch(%s, %s, %s, null, 'grid', "
-                        "'{\"learning_rate\": {\"choice\": [0.0001]}}', max_epochs => 2, "
-                        "objective => 'train_loss', params => '{\"batch_size\": 16}')",
-                        [f"hop-{model}", model, dataset]).fetchone()[0]
-    proc = subprocess.run([sys.executable, "-m", "cerebro.cli", "scheduler", "--dsn", dsn,
-                           "--once"], cwd=wl.ROOT, capture_output=True, text=True)
+        wid = c.execute(
+            "select cerebro.launch(%s, %s, %s, null, 'grid', "
+            '\'{"learning_rate": {"choice": [0.0001]}}\', max_epochs => 2, '
+            "objective => 'train_loss', params => '{\"batch_size\": 16}')",
+            [f"hop-{model}", model, dataset],
+        ).fetchone()[0]
+    proc = subprocess.run(
+        [sys.executable, "-m", "cerebro.cli", "scheduler", "--dsn", dsn, "--once"],
+        cwd=wl.ROOT,
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         raise RuntimeError(proc.stdout[-2000:] + proc.stderr[-2000:])
     with psycopg.connect(dsn, autocommit=True) as c:
@@ -67,15 +79,19 @@ def measure(dsn: str, model: str, dataset: str) -> dict:
             "select u.worker, extract(epoch from u.ended_at - u.started_at)::float8, "
             "(u.result->>'seconds')::float8, (u.result->>'rows')::int from cerebro.units u "
             "join cerebro.configs k using (config_id) where k.workload_id = %s and "
-            "u.kind = 'train' and u.outcome = 'ok' order by u.unit_id", [wid]).fetchall()
+            "u.kind = 'train' and u.outcome = 'ok' order by u.unit_id",
+            [wid],
+        ).fetchall()
         size, chunked = c.execute(
             "select octet_length(s.state) + coalesce((select sum(octet_length(data)) from "
             "cerebro.state_chunks where blob = substring(s.state from 9 for 16)), 0), "
             "(cerebro.state_info(s.state)->>'chunked') is not null from cerebro.states s "
             "join cerebro.configs k using (config_id) where k.workload_id = %s",
-            [wid]).fetchone()
-        status = c.execute("select status from cerebro.configs where workload_id = %s",
-                           [wid]).fetchone()[0]
+            [wid],
+        ).fetchone()
+        status = c.execute(
+            "select status from cerebro.configs where workload_id = %s", [wid]
+        ).fetchone()[0]
         c.execute("select cerebro.drop_workload(%s)", [f"hop-{model}"])
     if status != "completed" or len(units) != 4:
         raise RuntimeError(f"{model}: config {status} after {len(units)} sub-epochs")
@@ -87,8 +103,15 @@ def measure(dsn: str, model: str, dataset: str) -> dict:
         seen.add(worker)
     total = statistics.median(t for t, _, _ in warm)
     fit = statistics.median(f for _, f, _ in warm)
-    return {"model": model, "rows": warm[0][2], "subepoch_s": total, "fit_s": fit,
-            "hop_s": total - fit, "state_mb": size / 1e6, "chunked": chunked}
+    return {
+        "model": model,
+        "rows": warm[0][2],
+        "subepoch_s": total,
+        "fit_s": fit,
+        "hop_s": total - fit,
+        "state_mb": size / 1e6,
+        "chunked": chunked,
+    }
 
 
 def run(models: list[str] | None = None) -> list[dict]:
@@ -101,10 +124,13 @@ def run(models: list[str] | None = None) -> list[dict]:
         for model in models or list(MODELS):
             r = measure(dsn, model, MODELS[model][0])
             out.append(r)
-            print(f"P8 scheduler {model:<10} {r['rows']:>3} rows: sub-epoch "
-                  f"{r['subepoch_s']:.2f} s (fit {r['fit_s']:.2f} s + hop {r['hop_s']:.2f} s), "
-                  f"state {r['state_mb']:.0f} MB{' in chunks' if r['chunked'] else ''} "
-                  f"({r['state_mb'] / r['hop_s']:.0f} MB/s)", flush=True)
+            print(
+                f"P8 scheduler {model:<10} {r['rows']:>3} rows: sub-epoch "
+                f"{r['subepoch_s']:.2f} s (fit {r['fit_s']:.2f} s + hop {r['hop_s']:.2f} s), "
+                f"state {r['state_mb']:.0f} MB{' in chunks' if r['chunked'] else ''} "
+                f"({r['state_mb'] / r['hop_s']:.0f} MB/s)",
+                flush=True,
+            )
     finally:
         wl.drop_db(server, DB)
     print(f"P8 scheduler total {time.perf_counter() - t0:.0f} s")

@@ -17,43 +17,55 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
-import _workload  # noqa: E402
-import p1_training  # noqa: E402
-import p2_mop  # noqa: E402
-import p4_overhead  # noqa: E402
-import p5_steering  # noqa: E402
-import p6_load  # noqa: E402
-import p7_optuna  # noqa: E402
-import p8_roster  # noqa: E402
-import p9_predict  # noqa: E402
+import _common
+import _workload
+import p1_training
+import p2_mop
+import p4_overhead
+import p5_steering
+import p6_load
+import p7_optuna
+import p8_roster
+import p9_predict
 
 
 def _figures(r: dict) -> str:
     if r["id"] == "P1":
-        return (f"in-db {r['in_db_rows_per_s']:.0f} rows/s, plain {r['plain_rows_per_s']:.0f} "
-                f"rows/s ({r['rows']} rows, {r['params']} params), median of {r['reps']}")
+        return (
+            f"in-db {r['in_db_rows_per_s']:.0f} rows/s, plain {r['plain_rows_per_s']:.0f} "
+            f"rows/s ({r['rows']} rows, {r['params']} params), median of {r['reps']}"
+        )
     if r["id"] == "P6":
-        return (f"load_dataset {r['load_rows_per_s']:.0f} rows/s, COPY "
-                f"{r['copy_rows_per_s']:.0f} rows/s ({r['rows']} rows), median of {r['reps']}")
+        return (
+            f"load_dataset {r['load_rows_per_s']:.0f} rows/s, COPY "
+            f"{r['copy_rows_per_s']:.0f} rows/s ({r['rows']} rows), median of {r['reps']}"
+        )
     if r["id"] == "P2":
         return f"mop {r['mop_rows_per_s']:.0f} rows/s, plain {r['plain_rows_per_s']:.0f} rows/s"
     if r["id"] == "P4":
         h = r["hop"]
-        return (f"{r['reps']} units; 100 MB-class state hop: {h['bytes'] / 1e6:.0f} MB in "
-                f"{h['seconds']:.2f} s ({h['mb_per_s']:.0f} MB/s)")
+        return (
+            f"{r['reps']} units; 100 MB-class state hop: {h['bytes'] / 1e6:.0f} MB in "
+            f"{h['seconds']:.2f} s ({h['mb_per_s']:.0f} MB/s)"
+        )
     if r["id"] == "P5":
         d = ", ".join(f"{k} {a:.3f}/{b:.3f} s" for k, (a, b) in r["delays"].items())
         return f"late units after stop: {r['late_units']}; delay median/max: {d}"
     if r["id"] == "P8":
-        return "; ".join(f"{m['model']} {m['subepoch_s']:.2f} s/{m['rows']} rows, "
-                         f"{m['state_mb']:.0f} MB" for m in r["models"]) + \
-            (f"; ResNet50 hop {r['hop']['mb']:.0f} MB in {r['hop']['seconds']:.2f} s"
-             if r["hop"] else "")
+        return "; ".join(
+            f"{m['model']} {m['subepoch_s']:.2f} s/{m['rows']} rows, {m['state_mb']:.0f} MB"
+            for m in r["models"]
+        ) + (
+            f"; ResNet50 hop {r['hop']['mb']:.0f} MB in {r['hop']['seconds']:.2f} s"
+            if r["hop"]
+            else ""
+        )
     if r["id"] == "P9":
-        return (f"cerebro.predict {r['rows'] / statistics.median(r['db_s']):.0f} rows/s, "
-                f"client {r['rows'] / statistics.median(r['client_s']):.0f} rows/s; "
-                f"max |Δp| {r['max_diff']:.1e}")
+        return (
+            f"cerebro.predict {r['rows'] / statistics.median(r['db_s']):.0f} rows/s, "
+            f"client {r['rows'] / statistics.median(r['client_s']):.0f} rows/s; "
+            f"max |Δp| {r['max_diff']:.1e}"
+        )
     if r["id"] == "P7":
         return f"cerebro {r['cerebro_seconds']:.1f} s, optuna {r['optuna_seconds']:.1f} s"
     return ""
@@ -66,10 +78,16 @@ def main() -> None:
     console.print(f"cerebro benchmarks against: {dsn}")
     t0 = time.perf_counter()
     results = []
-    benches = (("P1", lambda: p1_training.run(dsn)), ("P6", lambda: p6_load.run(dsn)),
-               ("P2", lambda: p2_mop.run(server)), ("P4", lambda: p4_overhead.run(server)),
-               ("P5", lambda: p5_steering.run(server)), ("P7", lambda: p7_optuna.run(server)),
-               ("P8", lambda: p8_roster.run(server)), ("P9", lambda: p9_predict.run(server)))
+    benches = (
+        ("P1", lambda: p1_training.run(dsn)),
+        ("P6", lambda: p6_load.run(dsn)),
+        ("P2", lambda: p2_mop.run(server)),
+        ("P4", lambda: p4_overhead.run(server)),
+        ("P5", lambda: p5_steering.run(server)),
+        ("P7", lambda: p7_optuna.run(server)),
+        ("P8", lambda: p8_roster.run(server)),
+        ("P9", lambda: p9_predict.run(server)),
+    )
     only = set(sys.argv[1:])
     for name, bench in benches:
         if only and name not in only:
@@ -92,9 +110,14 @@ def main() -> None:
         met = r["ratio"] <= r["target"] if low else r["ratio"] >= r["target"]
         if r["id"] == "P5":
             met = met and r["late_units"] == 0
-        table.add_row(r["id"], r["what"], f"{r['ratio']:.2f}",
-                      f"{'≤' if low else '≥'} {r['target']:.2f}",
-                      "[green]yes[/green]" if met else "[yellow]no[/yellow]", _figures(r))
+        table.add_row(
+            r["id"],
+            r["what"],
+            f"{r['ratio']:.2f}",
+            f"{'≤' if low else '≥'} {r['target']:.2f}",
+            "[green]yes[/green]" if met else "[yellow]no[/yellow]",
+            _figures(r),
+        )
     console.print(table)
     for r in results:
         if r.get("interference"):

@@ -5,9 +5,11 @@ import pytest
 
 
 def _counts(conn):
-    return conn.execute("select (select count(*) from cerebro.datasets), "
-                        "(select count(*) from cerebro.buffers), "
-                        "(select count(*) from cerebro.models)").fetchone()
+    return conn.execute(
+        "select (select count(*) from cerebro.datasets), "
+        "(select count(*) from cerebro.buffers), "
+        "(select count(*) from cerebro.models)"
+    ).fetchone()
 
 
 @pytest.fixture(scope="module")
@@ -25,26 +27,32 @@ def dirty(dsn):
     return "public.dirty"
 
 
-@pytest.mark.parametrize("args, message", [
-    ("'bad1', 'public.dirty', array['a', 'nope'], 'lbl'", "unknown column 'nope'"),
-    ("'bad2', 'public.dirty', array['a'], 'nope'", "label column 'nope' does not exist"),
-    ("'bad3', 'public.dirty', array['with_null'], 'lbl'", "feature 'with_null' is NULL in row"),
-    ("'bad4', 'public.dirty', array['a', 'with_nan'], 'lbl'", "feature 'with_nan' is NaN"),
-    ("'bad5', 'public.dirty', array['with_inf'], 'lbl'", "is NaN or infinite"),
-    # a lone text column is tokenized; next to numeric features it is refused
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ("'bad1', 'public.dirty', array['a', 'nope'], 'lbl'", "unknown column 'nope'"),
+        ("'bad2', 'public.dirty', array['a'], 'nope'", "label column 'nope' does not exist"),
+        (
+            "'bad3', 'public.dirty', array['with_null'], 'lbl'",
+            "feature 'with_null' is NULL in row",
+        ),
+        ("'bad4', 'public.dirty', array['a', 'with_nan'], 'lbl'", "feature 'with_nan' is NaN"),
+        ("'bad5', 'public.dirty', array['with_inf'], 'lbl'", "is NaN or infinite"),
+        # a lone text column is tokenized; next to numeric features it is refused
         ("'bad6', 'public.dirty', array['a', 'txt'], 'lbl'", "feature 'txt' has type text"),
-    ("'bad7', 'public.empty_src', array['a'], 'lbl'", "has no rows"),
-    ("'bad8', 'public.no_such_table', array['a'], 'lbl'", "does not exist"),
-    ("'bad9', 'public.dirty', array['a'], 'lbl_null'", "label 'lbl_null' is NULL"),
-    ("'bad10', 'public.dirty', array['pg_sleep(1)'], 'lbl'", "not allowed"),
-    ("'bad11', 'public.dirty', array['a'], 'lbl', num_partitions => 0", "num_partitions"),
-    ("'bad12', 'public.dirty', array['a'], 'lbl', num_partitions => 101", "exceeds"),
-    ("'bad13', 'public.dirty', array['ragged'], 'lbl'", "different"),
-    ("'x; drop table y', 'public.dirty', array['a'], 'lbl'", "is not valid"),
-    ("'bad14', 'public.dirty; drop table public.dirty', array['a'], 'lbl'", "not"),
-    ("'bad15', 'public.dirty', array['a'], 'txt', task => 'regression'", "must be numeric"),
-    ("'bad16', 'public.dirty', array['a'], 'lbl', like_dataset => 'nope'", "does not exist"),
-])
+        ("'bad7', 'public.empty_src', array['a'], 'lbl'", "has no rows"),
+        ("'bad8', 'public.no_such_table', array['a'], 'lbl'", "does not exist"),
+        ("'bad9', 'public.dirty', array['a'], 'lbl_null'", "label 'lbl_null' is NULL"),
+        ("'bad10', 'public.dirty', array['pg_sleep(1)'], 'lbl'", "not allowed"),
+        ("'bad11', 'public.dirty', array['a'], 'lbl', num_partitions => 0", "num_partitions"),
+        ("'bad12', 'public.dirty', array['a'], 'lbl', num_partitions => 101", "exceeds"),
+        ("'bad13', 'public.dirty', array['ragged'], 'lbl'", "different"),
+        ("'x; drop table y', 'public.dirty', array['a'], 'lbl'", "is not valid"),
+        ("'bad14', 'public.dirty; drop table public.dirty', array['a'], 'lbl'", "not"),
+        ("'bad15', 'public.dirty', array['a'], 'txt', task => 'regression'", "must be numeric"),
+        ("'bad16', 'public.dirty', array['a'], 'lbl', like_dataset => 'nope'", "does not exist"),
+    ],
+)
 def test_load_dataset_errors(conn, dirty, args, message):
     before = _counts(conn)
     with pytest.raises(psycopg.Error) as e:
@@ -67,9 +75,11 @@ def test_duplicate_name_is_refused_and_first_kept(conn, dirty):
 
 def test_hostile_identifiers_are_quoted(conn):
     conn.execute('create table public."we""ird; drop table x" ("a b" float8, "Lbl" int)')
-    conn.execute('insert into public."we""ird; drop table x" select i, i % 2 '
-                 "from generate_series(1, 10) i")
+    conn.execute(
+        'insert into public."we""ird; drop table x" select i, i % 2 from generate_series(1, 10) i'
+    )
     conn.execute("""select cerebro.load_dataset('hostile', 'public."we""ird; drop table x"',
                     array['a b'], 'Lbl', num_partitions => 1)""")
-    assert conn.execute("select num_rows from cerebro.datasets where name = 'hostile'"
-                        ).fetchone() == (10,)
+    assert conn.execute(
+        "select num_rows from cerebro.datasets where name = 'hostile'"
+    ).fetchone() == (10,)

@@ -10,7 +10,9 @@ def _buffers(conn, name):
     rows = conn.execute(
         "select b.__dist_key__, b.buffer_id, b.num_rows, b.x, b.y, d.feature_shape, d.task "
         "from cerebro.buffers b join cerebro.datasets d using (dataset_id) where d.name = %s "
-        "order by 1, 2", [name]).fetchall()
+        "order by 1, 2",
+        [name],
+    ).fetchall()
     out = {}
     for part, _, n, x, y, shape, task in rows:
         xs = np.frombuffer(x, "<f4").reshape(n, *shape)
@@ -21,11 +23,16 @@ def _buffers(conn, name):
 
 
 def test_round_trip_rows_labels_and_partitions(conn, blobs_table):
-    conn.execute("select cerebro.load_dataset('pk_a', %s, array['a', 'b'], 'lbl', "
-                 "num_partitions => 3, buffer_rows => 500, seed => 5, "
-                 "normalization => 'none')", [blobs_table])
-    meta = conn.execute("select num_rows, rows_per_partition, classes, feature_shape, task "
-                        "from cerebro.datasets where name = 'pk_a'").fetchone()
+    conn.execute(
+        "select cerebro.load_dataset('pk_a', %s, array['a', 'b'], 'lbl', "
+        "num_partitions => 3, buffer_rows => 500, seed => 5, "
+        "normalization => 'none')",
+        [blobs_table],
+    )
+    meta = conn.execute(
+        "select num_rows, rows_per_partition, classes, feature_shape, task "
+        "from cerebro.datasets where name = 'pk_a'"
+    ).fetchone()
     assert meta == (4000, [1334, 1333, 1333], ["in", "out"], [2], "classification")
     parts = _buffers(conn, "pk_a")
     assert sorted(parts) == [0, 1, 2]
@@ -34,19 +41,29 @@ def test_round_trip_rows_labels_and_partitions(conn, blobs_table):
     src = np.array(conn.execute("select a, b, lbl from public.blobs").fetchall(), dtype=object)
     # every source row appears exactly once, with its own label
     packed = sorted(zip(map(float, x[:, 0]), map(float, x[:, 1]), [["in", "out"][i] for i in y]))
-    source = sorted(zip(np.float32(src[:, 0].astype(float)).tolist(),
-                        np.float32(src[:, 1].astype(float)).tolist(), src[:, 2]))
+    source = sorted(
+        zip(
+            np.float32(src[:, 0].astype(float)).tolist(),
+            np.float32(src[:, 1].astype(float)).tolist(),
+            src[:, 2],
+        )
+    )
     assert packed == source
     # buffers hold at most buffer_rows rows
-    n_buf = conn.execute("select max(b.num_rows), count(*) from cerebro.buffers b join "
-                         "cerebro.datasets d using (dataset_id) where d.name = 'pk_a'").fetchone()
+    n_buf = conn.execute(
+        "select max(b.num_rows), count(*) from cerebro.buffers b join "
+        "cerebro.datasets d using (dataset_id) where d.name = 'pk_a'"
+    ).fetchone()
     assert n_buf[0] == 500 and n_buf[1] == 9
 
 
 def test_shuffle_is_seeded(conn, blobs_table):
     for name, seed in (("pk_s1", 11), ("pk_s2", 11), ("pk_s3", 12)):
-        conn.execute("select cerebro.load_dataset(%s, %s, array['a', 'b'], 'lbl', "
-                     "num_partitions => 2, seed => %s)", [name, blobs_table, seed])
+        conn.execute(
+            "select cerebro.load_dataset(%s, %s, array['a', 'b'], 'lbl', "
+            "num_partitions => 2, seed => %s)",
+            [name, blobs_table, seed],
+        )
     a, b, c = (_buffers(conn, n) for n in ("pk_s1", "pk_s2", "pk_s3"))
     np.testing.assert_array_equal(a[0][0], b[0][0])
     assert not np.array_equal(a[0][0], c[0][0])
@@ -56,10 +73,14 @@ def test_shuffle_is_seeded(conn, blobs_table):
 
 
 def test_expressions_normalisation_and_integer_classes(conn, blobs_table):
-    conn.execute("select cerebro.load_dataset('pk_e', %s, array['a', 'log(1 + c)', 'b * 2'], "
-                 "'c', num_partitions => 1)", [blobs_table])
-    meta = conn.execute("select classes, task, normalization, statistics from cerebro.datasets "
-                        "where name = 'pk_e'").fetchone()
+    conn.execute(
+        "select cerebro.load_dataset('pk_e', %s, array['a', 'log(1 + c)', 'b * 2'], "
+        "'c', num_partitions => 1)",
+        [blobs_table],
+    )
+    meta = conn.execute(
+        "select classes, task, normalization, statistics from cerebro.datasets where name = 'pk_e'"
+    ).fetchone()
     assert meta[0] == list(range(7)) and meta[1] == "classification"
     assert meta[2]["method"] == "standard"
     x, y = _buffers(conn, "pk_e")[0]
@@ -74,34 +95,48 @@ def test_expressions_normalisation_and_integer_classes(conn, blobs_table):
 
 
 def test_regression_and_like_dataset(conn, blobs_table):
-    conn.execute("select cerebro.load_dataset('pk_r', %s, array['a', 'b'], 'target', "
-                 "num_partitions => 2)", [blobs_table])
+    conn.execute(
+        "select cerebro.load_dataset('pk_r', %s, array['a', 'b'], 'target', num_partitions => 2)",
+        [blobs_table],
+    )
     conn.execute("create table public.blobs_valid as select * from public.blobs where id <= 500")
-    conn.execute("select cerebro.load_dataset('pk_rv', 'public.blobs_valid', "
-                 "like_dataset => 'pk_r', num_partitions => 1)")
-    r, rv = conn.execute("select normalization, task, features, label from cerebro.datasets "
-                         "where name in ('pk_r', 'pk_rv') order by name").fetchall()
-    assert r == rv      # same encoding, normalisation, features and label
+    conn.execute(
+        "select cerebro.load_dataset('pk_rv', 'public.blobs_valid', "
+        "like_dataset => 'pk_r', num_partitions => 1)"
+    )
+    r, rv = conn.execute(
+        "select normalization, task, features, label from cerebro.datasets "
+        "where name in ('pk_r', 'pk_rv') order by name"
+    ).fetchall()
+    assert r == rv  # same encoding, normalisation, features and label
     assert r[1] == "regression"
-    x, y = _buffers(conn, "pk_rv")[0]
+    _, y = _buffers(conn, "pk_rv")[0]
     assert y.dtype == np.float32 and len(y) == 500
 
 
 def test_array_features_keep_their_shape(conn):
-    conn.execute("create table public.imgs as select i as id, "
-                 "array[[i % 3, 1, 2], [3, 4, i % 5]]::real[] as img, (i % 2)::bool::text as lbl "
-                 "from generate_series(1, 60) i")
-    conn.execute("select cerebro.load_dataset('pk_img', 'public.imgs', array['img'], 'lbl', "
-                 "num_partitions => 2)")
-    shape, norm = conn.execute("select feature_shape, normalization->>'method' from "
-                               "cerebro.datasets where name = 'pk_img'").fetchone()
+    conn.execute(
+        "create table public.imgs as select i as id, "
+        "array[[i % 3, 1, 2], [3, 4, i % 5]]::real[] as img, (i % 2)::bool::text as lbl "
+        "from generate_series(1, 60) i"
+    )
+    conn.execute(
+        "select cerebro.load_dataset('pk_img', 'public.imgs', array['img'], 'lbl', "
+        "num_partitions => 2)"
+    )
+    shape, norm = conn.execute(
+        "select feature_shape, normalization->>'method' from "
+        "cerebro.datasets where name = 'pk_img'"
+    ).fetchone()
     assert shape == [2, 3] and norm == "none"
     x, _ = _buffers(conn, "pk_img")[0]
     assert x.shape[1:] == (2, 3)
     assert set(x[:, 1, 1]) == {4.0}
     # next to a scalar, the array is flattened
-    conn.execute("select cerebro.load_dataset('pk_img2', 'public.imgs', array['id', 'img'], "
-                 "'lbl', num_partitions => 1, normalization => 'none')")
+    conn.execute(
+        "select cerebro.load_dataset('pk_img2', 'public.imgs', array['id', 'img'], "
+        "'lbl', num_partitions => 1, normalization => 'none')"
+    )
     x2, _ = _buffers(conn, "pk_img2")[0]
     assert x2.shape[1:] == (7,)
     assert json.loads(json.dumps(x2[:, 5].tolist())) and set(x2[:, 5]) == {4.0}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+
 from cerebro.schedule import ConfigView, partition_order, pick
 
 SEED = 20240611
@@ -120,7 +121,9 @@ def test_an_epoch_visits_every_partition_once_in_the_seeded_order_then_validates
     for epoch in (1, 2):
         visits = []
         while True:
-            choices = [(w, got) for w in range(8) if (got := pick([c], w, set(), random.Random(w)))]
+            choices = [
+                (w, got) for w in range(8) if (got := pick([c], w, set(), random.Random(w)))
+            ]
             if not choices:
                 break
             assert len(choices) == 1 or all(k == "valid" for _, (_, k) in choices)

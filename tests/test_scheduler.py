@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import psycopg
 import pytest
+
 from cerebro_udfs import state
 from cerebro_udfs.roster import mlp
-
 from helpers import assert_exactly_once, launch, make_db, run_to_end, scheduler, wait_for
 
 pytestmark = pytest.mark.slow  # every test trains through the scheduler daemon
@@ -24,9 +19,11 @@ pytestmark = pytest.mark.slow  # every test trains through the scheduler daemon
 
 def final_states(dsn: str) -> dict[int, list[np.ndarray]]:
     with psycopg.connect(dsn, autocommit=True) as c:
-        rows = c.execute("select k.config_id, k.state from cerebro.checkpoints k join "
-                         "cerebro.configs c using (config_id) where k.epoch = c.epoch "
-                         "order by 1").fetchall()
+        rows = c.execute(
+            "select k.config_id, k.state from cerebro.checkpoints k join "
+            "cerebro.configs c using (config_id) where k.epoch = c.epoch "
+            "order by 1"
+        ).fetchall()
     return {cid: [a for _, a in state.decode(blob).model] for cid, blob in rows}
 
 
@@ -41,8 +38,9 @@ def undisturbed(server_dsn):
 def test_each_config_epoch_visits_each_partition_exactly_once(undisturbed):
     assert_exactly_once(undisturbed, epochs=2)
     with psycopg.connect(undisturbed, autocommit=True) as c:
-        board = c.execute("select config_id, rank, epochs, best_objective from "
-                          "cerebro.leaderboard order by rank").fetchall()
+        board = c.execute(
+            "select config_id, rank, epochs, best_objective from cerebro.leaderboard order by rank"
+        ).fetchall()
         assert len(board) == 4 and [r[1] for r in board] == [1, 2, 3, 4]
         assert all(r[3] is not None for r in board)
         assert sorted(r[3] for r in board) == [r[3] for r in board]
@@ -58,26 +56,41 @@ def test_mop_equals_plain_keras_in_the_same_order(undisturbed):
     import keras
 
     with psycopg.connect(undisturbed, autocommit=True) as c:
-        cid, params, seed = c.execute("select config_id, params, seed from cerebro.configs "
-                                      "order by config_id limit 1").fetchone()
-        order = c.execute("select partition from cerebro.units where config_id = %s and "
-                          "kind = 'train' and outcome = 'ok' order by epoch, ended_at",
-                          [cid]).fetchall()
+        cid, params, seed = c.execute(
+            "select config_id, params, seed from cerebro.configs order by config_id limit 1"
+        ).fetchone()
+        order = c.execute(
+            "select partition from cerebro.units where config_id = %s and "
+            "kind = 'train' and outcome = 'ok' order by epoch, ended_at",
+            [cid],
+        ).fetchall()
         parts = {}
         for p in (0, 1):
-            rows = c.execute("select b.num_rows, b.x, b.y from cerebro.buffers b join "
-                             "cerebro.datasets d using (dataset_id) where d.name = 'tr' and "
-                             "b.__dist_key__ = %s order by b.buffer_id", [p]).fetchall()
-            parts[p] = (np.concatenate([np.frombuffer(r[1], "<f4").reshape(r[0], 2)
-                                        for r in rows]),
-                        np.concatenate([np.frombuffer(r[2], "<i4") for r in rows]))
+            rows = c.execute(
+                "select b.num_rows, b.x, b.y from cerebro.buffers b join "
+                "cerebro.datasets d using (dataset_id) where d.name = 'tr' and "
+                "b.__dist_key__ = %s order by b.buffer_id",
+                [p],
+            ).fetchall()
+            parts[p] = (
+                np.concatenate([np.frombuffer(r[1], "<f4").reshape(r[0], 2) for r in rows]),
+                np.concatenate([np.frombuffer(r[2], "<i4") for r in rows]),
+            )
     keras.utils.set_random_seed(seed)
-    model = mlp.build({**params, "dataset": {"feature_shape": [2], "task": "classification",
-                                             "num_classes": 2, "classes": ["in", "out"]}})
+    model = mlp.build(
+        {
+            **params,
+            "dataset": {
+                "feature_shape": [2],
+                "task": "classification",
+                "num_classes": 2,
+                "classes": ["in", "out"],
+            },
+        }
+    )
     model.optimizer.build(model.trainable_variables)
     for (p,) in order:
-        model.fit(*parts[p], batch_size=params["batch_size"], epochs=1, shuffle=False,
-                  verbose=0)
+        model.fit(*parts[p], batch_size=params["batch_size"], epochs=1, shuffle=False, verbose=0)
     mop = final_states(undisturbed)[cid]
     diff = max(float(np.max(np.abs(a - v.numpy()))) for a, v in zip(mop, model.variables))
     assert diff <= 1e-5, f"max abs weight difference {diff}"
@@ -88,10 +101,13 @@ def test_scheduler_killed_repeatedly_finishes_with_the_same_weights(server_dsn, 
     launch(dsn, "grid")
     rng = random.Random(7)
     kills = 0
-    for target in sorted(rng.sample(range(1, 22), 5)):     # kill after `target` units
+    for target in sorted(rng.sample(range(1, 22), 5)):  # kill after `target` units
         p = scheduler(dsn)
-        wait_for(dsn, "select count(*) from cerebro.units where outcome = 'ok'",
-                 lambda n, t=target: n >= t)
+        wait_for(
+            dsn,
+            "select count(*) from cerebro.units where outcome = 'ok'",
+            lambda n, t=target: n >= t,
+        )
         os.kill(p.pid, signal.SIGKILL)
         p.wait()
         kills += 1
@@ -104,12 +120,11 @@ def test_scheduler_killed_repeatedly_finishes_with_the_same_weights(server_dsn, 
         for x, y in zip(a[cid], b[cid]):
             np.testing.assert_array_equal(x, y)
     with psycopg.connect(dsn, autocommit=True) as c:
-        lost = c.execute("select count(*) from cerebro.units where outcome = 'lost'"
-                         ).fetchone()[0]
-    assert lost >= 1      # the kills really interrupted work in flight
+        lost = c.execute("select count(*) from cerebro.units where outcome = 'lost'").fetchone()[0]
+    assert lost >= 1  # the kills really interrupted work in flight
 
 
-FAILING = '''
+FAILING = """
 import keras
 
 class Boom(keras.layers.Layer):
@@ -127,24 +142,29 @@ def build(config):
     m = keras.Sequential(layers)
     m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     return m
-'''
+"""
 
 
 def test_failing_config_and_two_workloads_at_once(server_dsn):
     dsn = make_db(server_dsn, "cerebro_test_sched_c")
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute("select cerebro.register_model('boom', %s)", [FAILING])
-    w1 = launch(dsn, "fails", space={"explode": {"choice": [False, True]}}, model="boom",
-                params={})
+    w1 = launch(
+        dsn, "fails", space={"explode": {"choice": [False, True]}}, model="boom", params={}
+    )
     w2 = launch(dsn, "other", space={"hidden": {"choice": [[4], [6]]}}, epochs=1)
     run_to_end(dsn)
     with psycopg.connect(dsn, autocommit=True) as c:
-        rows = c.execute("select workload_id, params, status, error from cerebro.configs "
-                         "order by config_id").fetchall()
-        events = c.execute("select action, actor from cerebro.events where action = 'failed'"
-                           ).fetchall()
-        units = c.execute("select count(distinct c.workload_id) from cerebro.units u "
-                          "join cerebro.configs c using (config_id)").fetchone()[0]
+        rows = c.execute(
+            "select workload_id, params, status, error from cerebro.configs order by config_id"
+        ).fetchall()
+        events = c.execute(
+            "select action, actor from cerebro.events where action = 'failed'"
+        ).fetchall()
+        units = c.execute(
+            "select count(distinct c.workload_id) from cerebro.units u "
+            "join cerebro.configs c using (config_id)"
+        ).fetchone()[0]
     failed = [r for r in rows if r[2] == "failed"]
     assert len(failed) == 1 and failed[0][1]["explode"] is True
     assert "exploded on purpose" in failed[0][3]
@@ -157,11 +177,13 @@ def test_second_scheduler_stands_by_and_takes_over(server_dsn):
     dsn = make_db(server_dsn, "cerebro_test_sched_d")
     launch(dsn, "grid", epochs=1)
     first = scheduler(dsn)
-    wait_for(dsn, "select count(*) from cerebro.schedulers where role = 'leader'",
-             lambda n: n == 1)
+    wait_for(
+        dsn, "select count(*) from cerebro.schedulers where role = 'leader'", lambda n: n == 1
+    )
     second = scheduler(dsn, "--once")
-    wait_for(dsn, "select count(*) from cerebro.schedulers where role = 'standby'",
-             lambda n: n == 1)
+    wait_for(
+        dsn, "select count(*) from cerebro.schedulers where role = 'standby'", lambda n: n == 1
+    )
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
     out, _ = second.communicate(timeout=300)

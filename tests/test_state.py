@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from cerebro_udfs import state
 from cerebro_udfs.roster import mlp
 
@@ -11,9 +12,12 @@ DATASET = {"feature_shape": [3], "task": "classification", "num_classes": 2, "cl
 def test_round_trip_keeps_every_array_and_scalar_shapes():
     st = state.ModelState(
         model=[("w", np.arange(6, dtype=np.float32).reshape(2, 3)), ("seed", np.array([1, 2]))],
-        optimizer=[("iteration", np.array(7, dtype=np.int64)),
-                   ("m", np.full((2, 3), 0.5, dtype=np.float32))],
-        meta={"config_id": 3, "epoch": 1, "partitions_done": [1, 0]})
+        optimizer=[
+            ("iteration", np.array(7, dtype=np.int64)),
+            ("m", np.full((2, 3), 0.5, dtype=np.float32)),
+        ],
+        meta={"config_id": 3, "epoch": 1, "partitions_done": [1, 0]},
+    )
     back = state.decode(st.to_bytes())
     assert back.meta == st.meta
     for a, b in zip(st.model + st.optimizer, back.model + back.optimizer):
@@ -45,7 +49,7 @@ def test_capture_restore_carries_adam_moments_and_iterations():
     blob = state.capture(a, {}).to_bytes()
     assert int(a.optimizer.iterations.numpy()) == 4
 
-    keras.utils.set_random_seed(99)                 # different init: restore must overwrite
+    keras.utils.set_random_seed(99)  # different init: restore must overwrite
     b = mlp.build({"hidden": [8], "dropout": 0.2, "dataset": DATASET})
     b.optimizer.build(b.trainable_variables)
     state.restore(b, state.decode(blob))

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import psycopg
 import pytest
+
 from cerebro_udfs import state
 from cerebro_udfs.roster import mlp
-
 from helpers import fresh_conn
 
 PARAMS = {"hidden": [16, 16], "learning_rate": 0.01, "batch_size": 32, "dropout": 0.1}
@@ -16,8 +16,11 @@ PARAMS = {"hidden": [16, 16], "learning_rate": 0.01, "batch_size": 32, "dropout"
 @pytest.fixture(scope="module")
 def ds(dsn, blobs_table):
     with psycopg.connect(dsn, autocommit=True) as c:
-        c.execute("select cerebro.load_dataset('tr', %s, array['a', 'b'], 'lbl', "
-                  "num_partitions => 2, buffer_rows => 300, seed => 3)", [blobs_table])
+        c.execute(
+            "select cerebro.load_dataset('tr', %s, array['a', 'b'], 'lbl', "
+            "num_partitions => 2, buffer_rows => 300, seed => 3)",
+            [blobs_table],
+        )
     return "tr"
 
 
@@ -25,7 +28,8 @@ def _partition(conn, name, part):
     rows = conn.execute(
         "select b.num_rows, b.x, b.y from cerebro.buffers b join cerebro.datasets d "
         "using (dataset_id) where d.name = %s and b.__dist_key__ = %s order by b.buffer_id",
-        [name, part]).fetchall()
+        [name, part],
+    ).fetchall()
     x = np.concatenate([np.frombuffer(r[1], "<f4").reshape(r[0], 2) for r in rows])
     y = np.concatenate([np.frombuffer(r[2], "<i4") for r in rows])
     return x, y
@@ -35,15 +39,25 @@ def _subepoch(conn, part, blob, params=PARAMS, seed=0):
     return conn.execute(
         "select state, loss, metrics, rows, seconds from cerebro.run_subepoch("
         "'mlp', 'tr', %s, %s, state => %s, seed => %s)",
-        [part, json.dumps(params), blob, seed]).fetchone()
+        [part, json.dumps(params), blob, seed],
+    ).fetchone()
 
 
 def _plain_model(seed=0):
     import keras
 
     keras.utils.set_random_seed(seed)
-    m = mlp.build({**PARAMS, "dataset": {"feature_shape": [2], "task": "classification",
-                                         "num_classes": 2, "classes": ["in", "out"]}})
+    m = mlp.build(
+        {
+            **PARAMS,
+            "dataset": {
+                "feature_shape": [2],
+                "task": "classification",
+                "num_classes": 2,
+                "classes": ["in", "out"],
+            },
+        }
+    )
     m.optimizer.build(m.trainable_variables)
     return m
 
@@ -55,8 +69,8 @@ def _weights(blob):
 
 def test_subepochs_equal_plain_keras_and_resume_in_a_fresh_backend(conn, dsn, ds):
     s1 = _subepoch(conn, 0, None)
-    s2 = _subepoch(conn, 1, s1[0])                    # same backend: cached model reused
-    with fresh_conn(dsn) as other:                      # new backend: state only from bytea
+    s2 = _subepoch(conn, 1, s1[0])  # same backend: cached model reused
+    with fresh_conn(dsn) as other:  # new backend: state only from bytea
         s2b = _subepoch(other, 1, s1[0])
     w2, o2 = _weights(s2[0])
     w2b, o2b = _weights(s2b[0])
@@ -83,13 +97,17 @@ def test_subepochs_equal_plain_keras_and_resume_in_a_fresh_backend(conn, dsn, ds
 
 def test_a_subepoch_lowers_the_loss(conn, ds):
     init = state.capture(_plain_model(seed=4), {}).to_bytes()
-    before = conn.execute("select loss, rows from cerebro.run_evaluation('mlp', 'tr', %s, %s)",
-                          [init, json.dumps(PARAMS)]).fetchone()
+    before = conn.execute(
+        "select loss, rows from cerebro.run_evaluation('mlp', 'tr', %s, %s)",
+        [init, json.dumps(PARAMS)],
+    ).fetchone()
     assert before[1] == 4000
     s = _subepoch(conn, 0, init)
     s = _subepoch(conn, 1, s[0])
-    after = conn.execute("select loss, metrics from cerebro.run_evaluation('mlp', 'tr', %s, %s)",
-                         [s[0], json.dumps(PARAMS)]).fetchone()
+    after = conn.execute(
+        "select loss, metrics from cerebro.run_evaluation('mlp', 'tr', %s, %s)",
+        [s[0], json.dumps(PARAMS)],
+    ).fetchone()
     assert after[0] < before[0] * 0.8
     assert after[1]["accuracy"] > 0.75
 
@@ -137,19 +155,20 @@ def test_worker_backend_caches_partitions_and_models(dsn, ds):
         _subepoch(c, 0, s[0])
         info = c.execute("select cerebro.cache_info()").fetchone()[0]
     assert info["partitions"]["items"] == 1 and info["partitions"]["hits"] == 2
-    assert info["models"]["hits"] == 2          # restored into the cached compiled model
+    assert info["models"]["hits"] == 2  # restored into the cached compiled model
     assert 0 < info["partitions"]["bytes"] <= info["partitions"]["max_bytes"]
 
 
 def test_lru_is_bounded():
     import numpy as np
+
     from cerebro_udfs.cache import LRU
 
     lru = LRU(3, max_bytes=100, size_of=lambda v: v.nbytes)
     for i in range(5):
-        lru.put(i, np.zeros(5, np.float32))           # 20 bytes each
+        lru.put(i, np.zeros(5, np.float32))  # 20 bytes each
     assert list(lru.items) == [2, 3, 4] and lru.bytes == 60
-    lru.put("big", np.zeros(100, np.float32))         # larger than the cache: not kept
+    lru.put("big", np.zeros(100, np.float32))  # larger than the cache: not kept
     assert "big" not in lru.items
     lru.get(2)
     lru.put(5, np.zeros(5, np.float32))
