@@ -492,7 +492,7 @@ class Dataset:
     def _check_partitions(self) -> list[str]:
         """The partition keys, which every file must have (the same ``key=value`` levels)."""
         part_names = list(self.partitions[0])
-        for p, keys in zip(self.files, self.partitions):
+        for p, keys in zip(self.files, self.partitions, strict=True):
             if sorted(keys) != sorted(part_names):
                 raise CerebroError(f"{p} is partitioned by {sorted(keys) or 'nothing'}, "
                                    f"{self.files[0]} by {sorted(part_names) or 'nothing'}",
@@ -525,7 +525,7 @@ class Dataset:
     def _check_file_columns(self, part_names: list[str]) -> None:
         """Every file has every column (or its directory names give it)."""
         names = [c.name for c in self.columns]
-        for p, md in zip(self.files, self._metas):
+        for p, md in zip(self.files, self._metas, strict=True):
             have = set(md.schema.to_arrow_schema().names) | set(part_names)
             missing = [n for n in names if n not in have]
             if missing:
@@ -549,7 +549,7 @@ class Dataset:
         names = [c.name for c in stored]
         decoders = [(lambda v: v) if c.name in self.from_path else c.decode
                     for c in self.columns]
-        for path, keys in zip(self.files, self.partitions):
+        for path, keys in zip(self.files, self.partitions, strict=True):
             pf = pq.ParquetFile(path)
             fixed = {k: _partition_value(keys[k], c, path) for k, c in self.from_path.items()}
             for batch in pf.iter_batches(batch_size=self.batch_rows, columns=names,
@@ -560,7 +560,8 @@ class Dataset:
                 data = [by_name[c.name] if c.name in by_name else [fixed[c.name]] * n
                         for c in self.columns]
                 del by_name
-                rows = [tuple(d(v) for d, v in zip(decoders, values)) for values in zip(*data)]
+                rows = [tuple(d(v) for d, v in zip(decoders, values, strict=True))
+                        for values in zip(*data, strict=True)]
                 del data
                 self.batches_read += 1
                 self.max_batch_rows = max(self.max_batch_rows, len(rows))
