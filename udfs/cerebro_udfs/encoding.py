@@ -12,7 +12,8 @@ can mask padding by testing ``id != 0``.
 from __future__ import annotations
 
 import io
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any, cast
 
 import numpy as np
 
@@ -57,12 +58,12 @@ def decode_images(values: Iterable[bytes | None], enc: dict[str, Any],
     h, w = enc["size"]
     mode = "RGB" if enc["channels"] == 3 else "L"
     out: list[np.ndarray] = []
-    values = list(values)
-    check_present(values, "image", column, first_row)
-    for i, raw in enumerate(values):
+    given = list(values)
+    check_present(given, "image", column, first_row)
+    for i, raw in enumerate(cast(list[bytes], given)):      # none is NULL: checked above
         try:
-            with Image.open(io.BytesIO(bytes(raw))) as img:
-                img = img.convert(mode)
+            with Image.open(io.BytesIO(bytes(raw))) as opened:
+                img = opened.convert(mode)
                 if img.size != (w, h):
                     img = img.resize((w, h), Image.Resampling.BILINEAR)
                 arr = np.asarray(img, dtype=np.uint8)
@@ -121,7 +122,7 @@ def check_vocabulary(vocabulary: list[str]) -> list[str]:
     missing = [t for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]") if t not in vocabulary]
     if missing or vocabulary[0] != "[PAD]":
         raise CerebroError("vocabulary must start with '[PAD]' and contain '[UNK]', '[CLS]' "
-                           f"and '[SEP]'" + (f" (missing {missing})" if missing else ""),
+                           "and '[SEP]'" + (f" (missing {missing})" if missing else ""),
                            hint="a BERT vocab.txt has them; padding is id 0")
     return list(vocabulary)
 

@@ -94,7 +94,7 @@ _HINT = ("a feature is a column name or an expression over columns with numbers,
          + ", ".join(sorted(ALLOWED_FUNCTIONS)))
 
 
-def _describe(node: exp.Expression) -> str:
+def _describe(node: object) -> str:
     if isinstance(node, (exp.Select, exp.Subquery, exp.Query)):
         return "a subquery"
     if isinstance(node, exp.Func):

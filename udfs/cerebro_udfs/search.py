@@ -330,7 +330,7 @@ def grid(space: Space) -> list[dict[str, Any]]:
     lists = [space.entries[n][1] for n in names]
     out = []
     for combo in itertools.product(*lists):
-        config = {**space.fixed, **dict(zip(names, combo))}
+        config = {**space.fixed, **dict(zip(names, combo, strict=True))}
         out.append({k: copy.deepcopy(config[k]) for k in sorted(config)})
     return out
 
