@@ -35,8 +35,11 @@ def start_background(cluster: Cluster) -> int:
     with open(cluster.home / "log" / "scheduler.log", "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "cerebro.cli", "scheduler", "--dsn", cluster.conninfo()],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True)
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     _pid_file(cluster).write_text(str(proc.pid))
     return proc.pid
 

@@ -28,11 +28,13 @@ from typing import Any
 
 from .errors import CerebroError
 
-MAGIC = b"CRBCHUNK"      # SQL knows the layout only through cerebro._chunk_blob / _chunk_info
+MAGIC = b"CRBCHUNK"  # SQL knows the layout only through cerebro._chunk_blob / _chunk_info
 ID_BYTES = 16
 # The environment variables that set the two limits, by the config key the aggregate reads
-_ENV = {"state_inline_max": "CEREBRO_STATE_INLINE_MAX",
-        "state_chunk_bytes": "CEREBRO_STATE_CHUNK_BYTES"}
+_ENV = {
+    "state_inline_max": "CEREBRO_STATE_INLINE_MAX",
+    "state_chunk_bytes": "CEREBRO_STATE_CHUNK_BYTES",
+}
 _STASH = "cerebro_chunk_stash"
 
 
@@ -53,12 +55,15 @@ CHUNK_BYTES = env_limits().get("state_chunk_bytes", 256 << 20)
 
 
 def is_ref(blob: bytes | memoryview | None) -> bool:
-    return blob is not None and bytes(blob[:len(MAGIC)]) == MAGIC
+    return blob is not None and bytes(blob[: len(MAGIC)]) == MAGIC
 
 
 def make_ref(blob_id: bytes, data: bytes | memoryview, chunk_bytes: int) -> bytes:
-    info = {"size": len(data), "crc32": zlib.crc32(data),
-            "chunks": max(1, -(-len(data) // chunk_bytes))}
+    info = {
+        "size": len(data),
+        "crc32": zlib.crc32(data),
+        "chunks": max(1, -(-len(data) // chunk_bytes)),
+    }
     return MAGIC + blob_id + json.dumps(info).encode()
 
 
@@ -66,7 +71,7 @@ def parse_ref(ref: bytes) -> tuple[bytes, dict[str, Any]]:
     ref = bytes(ref)
     if not is_ref(ref):
         raise CerebroError("not a chunked-state reference")
-    return ref[len(MAGIC):len(MAGIC) + ID_BYTES], json.loads(ref[len(MAGIC) + ID_BYTES:])
+    return ref[len(MAGIC) : len(MAGIC) + ID_BYTES], json.loads(ref[len(MAGIC) + ID_BYTES :])
 
 
 def _stash(GD: dict) -> dict[bytes, Any]:
@@ -75,12 +80,13 @@ def _stash(GD: dict) -> dict[bytes, Any]:
 
 # ------------------------------------------------------------------ into the aggregate
 
+
 def stash_chunk(GD: dict, blob_id: bytes, seq: int, data: bytes, chunks: int) -> int:
     """Append chunk ``seq`` of ``blob_id`` (called in ``seq`` order); returns bytes so far."""
     stash = _stash(GD)
     blob_id = bytes(blob_id)
     if seq == 0:
-        stash.clear()       # one state at a time: drop what a failed statement left behind
+        stash.clear()  # one state at a time: drop what a failed statement left behind
         stash[blob_id] = {"buf": bytearray(), "next": 0, "chunks": chunks}
     entry = stash.get(blob_id)
     if entry is None or entry["next"] != seq:
@@ -97,20 +103,25 @@ def resolve(GD: dict, blob: bytes | None) -> bytes | None:
     blob_id, info = parse_ref(blob)
     entry = _stash(GD).pop(blob_id, None)
     if entry is None or entry["next"] != info["chunks"]:
-        raise CerebroError(f"chunked state {blob_id.hex()} was not stashed in this backend",
-                           hint="run cerebro._stash_state(reference) first, in the same "
-                                "session")
+        raise CerebroError(
+            f"chunked state {blob_id.hex()} was not stashed in this backend",
+            hint="run cerebro._stash_state(reference) first, in the same session",
+        )
     data = entry["buf"] if isinstance(entry["buf"], bytes) else bytes(entry["buf"])
     if len(data) != info["size"] or zlib.crc32(data) != info["crc32"]:
-        raise CerebroError(f"chunked state {blob_id.hex()} is incomplete or corrupt "
-                           f"({len(data)} of {info['size']} bytes)")
+        raise CerebroError(
+            f"chunked state {blob_id.hex()} is incomplete or corrupt "
+            f"({len(data)} of {info['size']} bytes)"
+        )
     return data
 
 
 # ------------------------------------------------------------------ out of the aggregate
 
-def spill(GD: dict, data: bytes, inline_max: int | None = None,
-          chunk_bytes: int | None = None) -> bytes:
+
+def spill(
+    GD: dict, data: bytes, inline_max: int | None = None, chunk_bytes: int | None = None
+) -> bytes:
     """``data`` itself if small enough, else a reference with the data kept in ``GD``."""
     inline_max = INLINE_MAX if inline_max is None else int(inline_max)
     if len(data) <= inline_max:
@@ -119,7 +130,7 @@ def spill(GD: dict, data: bytes, inline_max: int | None = None,
     blob_id = uuid.uuid4().bytes
     stash = _stash(GD)
     for k in [k for k in stash if k.startswith(b"out:")]:
-        del stash[k]        # results of earlier statements that never wrote their chunks
+        del stash[k]  # results of earlier statements that never wrote their chunks
     stash[b"out:" + blob_id] = (data, chunk_bytes)
     return make_ref(blob_id, data, chunk_bytes)
 
@@ -131,13 +142,14 @@ def unstash(GD: dict, ref: bytes | None) -> Iterator[tuple[bytes, int, bytes]]:
     blob_id, info = parse_ref(ref)
     kept = _stash(GD).pop(b"out:" + blob_id, None)
     if kept is None:
-        raise CerebroError(f"chunked state {blob_id.hex()} is not in this backend",
-                           hint="the aggregate and cerebro._unstash_chunks must run in one "
-                                "statement")
+        raise CerebroError(
+            f"chunked state {blob_id.hex()} is not in this backend",
+            hint="the aggregate and cerebro._unstash_chunks must run in one statement",
+        )
     data, chunk_bytes = kept
     mv = memoryview(data)
     for seq in range(info["chunks"]):
-        yield blob_id, seq, bytes(mv[seq * chunk_bytes:(seq + 1) * chunk_bytes])
+        yield blob_id, seq, bytes(mv[seq * chunk_bytes : (seq + 1) * chunk_bytes])
 
 
 def stash_whole(GD: dict, ref: bytes, data: bytes) -> None:
@@ -153,12 +165,20 @@ def fetch(plpy: Any, blob: bytes | None) -> bytes | None:
     if blob is None or not is_ref(blob):
         return blob
     blob_id, info = parse_ref(blob)
-    rows = plpy.execute(plpy.prepare(
-        "select seq, data from cerebro.state_chunks where blob = $1 order by seq", ["bytea"]),
-        [blob_id])
+    rows = plpy.execute(
+        plpy.prepare(
+            "select seq, data from cerebro.state_chunks where blob = $1 order by seq", ["bytea"]
+        ),
+        [blob_id],
+    )
     data = b"".join(bytes(r["data"]) for r in rows)
-    if len(rows) != info["chunks"] or len(data) != info["size"] \
-            or zlib.crc32(data) != info["crc32"]:
-        raise CerebroError(f"chunked state {blob_id.hex()} is incomplete or corrupt "
-                           f"({len(rows)} of {info['chunks']} chunks)")
+    if (
+        len(rows) != info["chunks"]
+        or len(data) != info["size"]
+        or zlib.crc32(data) != info["crc32"]
+    ):
+        raise CerebroError(
+            f"chunked state {blob_id.hex()} is incomplete or corrupt "
+            f"({len(rows)} of {info['chunks']} chunks)"
+        )
     return data

@@ -19,8 +19,9 @@ def connect(dsn: str, name: str) -> psycopg.Connection:
     """An autocommit connection named ``name`` in pg_stat_activity (recovery finds orphaned
     workers by that name). Steering triggers record who acted: everything this daemon does is
     'system'."""
-    return psycopg.connect(dsn, autocommit=True, application_name=name,
-                           options="-c cerebro.actor=system")
+    return psycopg.connect(
+        dsn, autocommit=True, application_name=name, options="-c cerebro.actor=system"
+    )
 
 
 class Workers:
@@ -50,8 +51,9 @@ class Workers:
             conn.close()
 
 
-def one(conn: psycopg.Connection, query: str | sql.Composed, params: Params | None = None
-        ) -> tuple[Any, ...]:
+def one(
+    conn: psycopg.Connection, query: str | sql.Composed, params: Params | None = None
+) -> tuple[Any, ...]:
     """The row of a statement that always returns exactly one (an aggregate, a function)."""
     row = conn.execute(query, params).fetchone()
     if row is None:

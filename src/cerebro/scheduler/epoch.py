@@ -17,7 +17,7 @@ import psycopg
 from . import statements as S
 from .unit import Unit
 
-EPOCH_PROCEDURES = ("asha", "hyperband", "pbt")     # decide when a config's epoch commits
+EPOCH_PROCEDURES = ("asha", "hyperband", "pbt")  # decide when a config's epoch commits
 
 
 def lock_workload(conn: psycopg.Connection, workload_id: int) -> None:
@@ -37,19 +37,36 @@ def commit_epoch(conn: psycopg.Connection, unit: Unit) -> dict[str, Any]:
     train, valid = _epoch_metrics(conn, v.config_id, e)
     if v.extra.get("search") in EPOCH_PROCEDURES:
         conn.execute(S.ON_EPOCH, [v.config_id, e])
-    return {"config_id": v.config_id, "epoch": e, "train_loss": train["loss"],
-            "valid_loss": valid["loss"], "valid_metrics": valid["metrics"], "status": row[0]}
+    return {
+        "config_id": v.config_id,
+        "epoch": e,
+        "train_loss": train["loss"],
+        "valid_loss": valid["loss"],
+        "valid_metrics": valid["metrics"],
+        "status": row[0],
+    }
 
 
-def _epoch_metrics(conn: psycopg.Connection, config_id: int, epoch: int
-                   ) -> tuple[dict[str, Any], dict[str, Any]]:
+def _epoch_metrics(
+    conn: psycopg.Connection, config_id: int, epoch: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Write the epoch's metrics row from its units; returns (train, valid) aggregates."""
     results = conn.execute(S.EPOCH_RESULTS, [config_id, epoch]).fetchall()
     train = weighted([r for k, r in results if k == "train"])
     valid = weighted([r for k, r in results if k == "valid"])
-    conn.execute(S.METRICS, [config_id, epoch, train["loss"], json.dumps(train["metrics"]),
-                             valid["loss"], json.dumps(valid["metrics"]), train["rows"],
-                             train["seconds"] + valid["seconds"]])
+    conn.execute(
+        S.METRICS,
+        [
+            config_id,
+            epoch,
+            train["loss"],
+            json.dumps(train["metrics"]),
+            valid["loss"],
+            json.dumps(valid["metrics"]),
+            train["rows"],
+            train["seconds"] + valid["seconds"],
+        ],
+    )
     return train, valid
 
 
@@ -57,11 +74,20 @@ def weighted(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Loss and metrics of several partitions' results, weighted by their rows."""
     rows = sum(r["rows"] for r in results)
     if not results or rows == 0:
-        return {"loss": None, "metrics": {}, "rows": rows,
-                "seconds": sum(r["seconds"] for r in results)}
+        return {
+            "loss": None,
+            "metrics": {},
+            "rows": rows,
+            "seconds": sum(r["seconds"] for r in results),
+        }
     loss = sum(r["loss"] * r["rows"] for r in results) / rows
     names = set().union(*(r["metrics"].keys() for r in results))
-    metrics = {k: sum(r["metrics"].get(k, 0.0) * r["rows"] for r in results) / rows
-               for k in sorted(names)}
-    return {"loss": loss, "metrics": metrics, "rows": rows,
-            "seconds": sum(r["seconds"] for r in results)}
+    metrics = {
+        k: sum(r["metrics"].get(k, 0.0) * r["rows"] for r in results) / rows for k in sorted(names)
+    }
+    return {
+        "loss": loss,
+        "metrics": metrics,
+        "rows": rows,
+        "seconds": sum(r["seconds"] for r in results),
+    }

@@ -34,24 +34,30 @@ from .unit import Unit
 log = logging.getLogger("cerebro.scheduler")
 
 HEARTBEAT_S = 5.0
-SHORT_WAIT_S = 0.05         # while units run, or a re-plan is due soon
+SHORT_WAIT_S = 0.05  # while units run, or a re-plan is due soon
 
 
 @dataclass
 class _Turn:
     """What the loop carries from one turn to the next."""
 
-    running: dict[int, tuple[Future[str], Unit]] = field(default_factory=dict)   # worker -> unit
+    running: dict[int, tuple[Future[str], Unit]] = field(default_factory=dict)  # worker -> unit
     configs: list[ConfigView] = field(default_factory=list)
-    dirty: bool = True              # something changed since the last plan
+    dirty: bool = True  # something changed since the last plan
     last_refresh: float = 0.0
     last_beat: float = 0.0
 
 
 class Scheduler:
-    def __init__(self, dsn: str, workers: int | None = None, once: bool = False,
-                 poll: float = 1.0, seed: int = 0,
-                 on_epoch: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        workers: int | None = None,
+        once: bool = False,
+        poll: float = 1.0,
+        seed: int = 0,
+        on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self.dsn = dsn
         self.fixed_workers = workers
         self.once = once
@@ -89,8 +95,9 @@ class Scheduler:
                 self._beat(turn, now)
                 if self.stop_event.is_set() and not turn.running:
                     break
-                if (turn.dirty or now - turn.last_refresh > self.poll) \
-                        and not self.stop_event.is_set():
+                if (
+                    turn.dirty or now - turn.last_refresh > self.poll
+                ) and not self.stop_event.is_set():
                     self._plan(turn, planner, pool, now)
                 if self.once and not turn.running and not turn.configs and not turn.dirty:
                     break
@@ -107,8 +114,7 @@ class Scheduler:
             leadership.heartbeat(self.conn, "leader", len(self.workers))
             turn.last_beat = now
 
-    def _plan(self, turn: _Turn, planner: Planner, pool: ThreadPoolExecutor,
-              now: float) -> None:
+    def _plan(self, turn: _Turn, planner: Planner, pool: ThreadPoolExecutor, now: float) -> None:
         """Re-read the runnable configs and start a unit on every idle worker that has one."""
         turn.configs = planner.runnable()
         turn.dirty, turn.last_refresh = False, now
@@ -127,11 +133,14 @@ class Scheduler:
     def _collect(self, turn: _Turn, listener: psycopg.Connection) -> None:
         """Wait briefly for a unit to finish; a finished unit or a notification means
         re-plan."""
-        done, _ = wait([f for f, _ in turn.running.values()], timeout=SHORT_WAIT_S,
-                       return_when=FIRST_COMPLETED)
+        done, _ = wait(
+            [f for f, _ in turn.running.values()],
+            timeout=SHORT_WAIT_S,
+            return_when=FIRST_COMPLETED,
+        )
         for j in [j for j, (f, _) in turn.running.items() if f in done]:
             fut, unit = turn.running.pop(j)
-            outcome = fut.result()          # unexpected errors stop the daemon
+            outcome = fut.result()  # unexpected errors stop the daemon
             log.debug("unit %s %s", unit, outcome)
             turn.dirty = True
         if list(listener.notifies(timeout=0, stop_after=1)):
@@ -154,10 +163,17 @@ class Scheduler:
 
 def serve(dsn: str, workers: int | None = None, once: bool = False, poll: float = 1.0) -> None:
     """Run a scheduler in the foreground until SIGTERM/SIGINT (or, with ``once``, done)."""
-    sched = Scheduler(dsn, workers=workers, once=once, poll=poll,
-                      on_epoch=lambda i: log.info(
-                          "config %(config_id)s epoch %(epoch)s: train_loss %(train_loss).4f "
-                          "valid_loss %(valid_loss)s %(status)s", i))
+    sched = Scheduler(
+        dsn,
+        workers=workers,
+        once=once,
+        poll=poll,
+        on_epoch=lambda i: log.info(
+            "config %(config_id)s epoch %(epoch)s: train_loss %(train_loss).4f "
+            "valid_loss %(valid_loss)s %(status)s",
+            i,
+        ),
+    )
     signal.signal(signal.SIGTERM, sched.request_stop)
     signal.signal(signal.SIGINT, sched.request_stop)
     sched.run()

@@ -29,7 +29,7 @@ class Planner:
         self.conn = conn
         self.datasets: dict[int, dict[str, Any]] = {}
         self.specs: dict[str, str] = {}
-        self.automl_seen: dict[int, int] = {}      # workload -> last event id stepped on
+        self.automl_seen: dict[int, int] = {}  # workload -> last event id stepped on
 
     def dataset(self, dataset_id: int) -> dict[str, Any]:
         ds = self.datasets.get(dataset_id)
@@ -72,11 +72,21 @@ class Planner:
         train = self.dataset(r["train_dataset"])
         valid = self.dataset(r["valid_dataset"]) if r["valid_dataset"] else None
         return ConfigView(
-            config_id=r["config_id"], workload_id=r["workload_id"], epoch=r["epoch"],
-            partitions_done=list(r["partitions_done"]), valid_done=list(r["valid_done"]),
-            priority=r["priority"], workload_seed=r["workload_seed"],
+            config_id=r["config_id"],
+            workload_id=r["workload_id"],
+            epoch=r["epoch"],
+            partitions_done=list(r["partitions_done"]),
+            valid_done=list(r["valid_done"]),
+            priority=r["priority"],
+            workload_seed=r["workload_seed"],
             n_train=train["num_partitions"],
             n_valid=valid["num_partitions"] if valid else 0,
-            extra={"params": r["params"], "seed": r["seed"], "spec": self.spec(r["model"]),
-                   "search": r["search"],
-                   "train": train, "valid": valid})
+            extra={
+                "params": r["params"],
+                "seed": r["seed"],
+                "spec": self.spec(r["model"]),
+                "search": r["search"],
+                "train": train,
+                "valid": valid,
+            },
+        )

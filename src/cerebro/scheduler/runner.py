@@ -25,36 +25,49 @@ from .unit import StateLost, Unit
 log = logging.getLogger("cerebro.scheduler")
 
 MAX_LOST_UNITS = 3
-STATE_LOST = "state lost"       # the outcome 'lost', with the epoch restarted (see below)
+STATE_LOST = "state lost"  # the outcome 'lost', with the epoch restarted (see below)
 
 
 @dataclass(frozen=True)
 class _Booking:
     """How a unit that did not commit is booked."""
 
-    outcome: str                # units.outcome, and what run() reports
-    count: str | None           # statement counting it in configs.lost_units; None: fail now
-    give_up: str                # configs.error once the count reaches MAX_LOST_UNITS
-    level: int                  # log level and message (keys: config, worker, epoch, error)
+    outcome: str  # units.outcome, and what run() reports
+    count: str | None  # statement counting it in configs.lost_units; None: fail now
+    give_up: str  # configs.error once the count reaches MAX_LOST_UNITS
+    level: int  # log level and message (keys: config, worker, epoch, error)
     message: str
-    clip: int | None = None     # longest units.error kept (a broken connection's text is long)
+    clip: int | None = None  # longest units.error kept (a broken connection's text is long)
 
 
 _BOOKINGS = {
     STATE_LOST: _Booking(
-        "lost", None, "", logging.WARNING,
-        "config %(config)d: sub-epoch state lost; epoch %(epoch)d restarts from its checkpoint"),
+        "lost",
+        None,
+        "",
+        logging.WARNING,
+        "config %(config)d: sub-epoch state lost; epoch %(epoch)d restarts from its checkpoint",
+    ),
     "lost": _Booking(
-        "lost", S.COUNT_LOST, "{n} sub-epochs in a row lost their backend (last: {error})",
-        logging.WARNING, "config %(config)d: unit lost on worker %(worker)d: %(error)s",
-        clip=2000),
+        "lost",
+        S.COUNT_LOST,
+        "{n} sub-epochs in a row lost their backend (last: {error})",
+        logging.WARNING,
+        "config %(config)d: unit lost on worker %(worker)d: %(error)s",
+        clip=2000,
+    ),
     # cerebro.stop(..., immediate => true) or statement_timeout: the state of the last
     # finished sub-epoch stays; a config still active will simply run it again
     "cancelled": _Booking(
-        "cancelled", S.COUNT_CANCELLED, "cancelled {n} times in a row ({error})",
-        logging.INFO, "config %(config)d: unit on worker %(worker)d cancelled"),
+        "cancelled",
+        S.COUNT_CANCELLED,
+        "cancelled {n} times in a row ({error})",
+        logging.INFO,
+        "config %(config)d: unit on worker %(worker)d cancelled",
+    ),
     "failed": _Booking(
-        "failed", None, "{error}", logging.WARNING, "config %(config)d failed: %(error)s"),
+        "failed", None, "{error}", logging.WARNING, "config %(config)d failed: %(error)s"
+    ),
 }
 
 
@@ -70,7 +83,7 @@ class UnitRunner:
         conn = self.workers.get(unit.worker)
         row = conn.execute(S.START_UNIT, unit.args()).fetchone()
         if row is None:
-            return "skipped"            # stopped, paused or moved on since we planned it
+            return "skipped"  # stopped, paused or moved on since we planned it
         unit_id = row[0]
         try:
             self._commit(conn, unit, unit_id)
@@ -89,16 +102,21 @@ class UnitRunner:
     def _commit(self, conn: psycopg.Connection, unit: Unit, unit_id: int) -> None:
         """The unit, its 'ok' and (if it is the last) its epoch, in one transaction."""
         with conn.transaction():
-            result = self._train(conn, unit) if unit.kind == "train" else \
-                self._evaluate(conn, unit)
+            result = (
+                self._train(conn, unit) if unit.kind == "train" else self._evaluate(conn, unit)
+            )
             conn.execute(S.UNIT_OK, [json.dumps(result), unit_id])
             if unit.completes_epoch:
                 self.on_epoch(commit_epoch(conn, unit))
 
     def _train(self, conn: psycopg.Connection, unit: Unit) -> dict[str, Any]:
         v = unit.view
-        args = {**unit.args(), "new_done": [*v.partitions_done, unit.partition],
-                "spec": v.extra["spec"], "cfg": unit.config(v.extra["train"])}
+        args = {
+            **unit.args(),
+            "new_done": [*v.partitions_done, unit.partition],
+            "spec": v.extra["spec"],
+            "cfg": unit.config(v.extra["train"]),
+        }
         if v.partitions_done:
             _check_state(conn, args)
             state_sql = S.STATE_FROM_STATES
@@ -112,7 +130,7 @@ class UnitRunner:
         if ref is not None:
             conn.execute(S.DROP_CHUNKS_OF, [ref])
         if unit.completes_epoch:
-            lock_workload(conn, v.workload_id)      # before the config row below
+            lock_workload(conn, v.workload_id)  # before the config row below
         conn.execute(S.SUBEPOCH_DONE, [args["new_done"], v.config_id])
         return {"loss": loss, "metrics": metrics, "rows": rows, "seconds": seconds}
 
@@ -134,11 +152,25 @@ class UnitRunner:
             if outcome == STATE_LOST:
                 _restart_epoch(conn, unit, unit_id)
             else:
-                conn.execute(S.UNIT_ENDED, {"outcome": b.outcome, "unit_id": unit_id,
-                                            "error": error[:b.clip] if b.clip else error})
+                conn.execute(
+                    S.UNIT_ENDED,
+                    {
+                        "outcome": b.outcome,
+                        "unit_id": unit_id,
+                        "error": error[: b.clip] if b.clip else error,
+                    },
+                )
                 _count_against_config(conn, b, unit, error)
-        log.log(b.level, b.message, {"config": unit.view.config_id, "worker": unit.worker,
-                                     "epoch": unit.epoch, "error": error})
+        log.log(
+            b.level,
+            b.message,
+            {
+                "config": unit.view.config_id,
+                "worker": unit.worker,
+                "epoch": unit.epoch,
+                "error": error,
+            },
+        )
         return b.outcome
 
 
@@ -148,8 +180,7 @@ def _check_state(conn: psycopg.Connection, args: dict[str, Any]) -> None:
         raise StateLost()
 
 
-def _stash_input(conn: psycopg.Connection, state_sql: str, args: dict[str, Any]
-                 ) -> bytes | None:
+def _stash_input(conn: psycopg.Connection, state_sql: str, args: dict[str, Any]) -> bytes | None:
     """A chunked input state is assembled in the worker's backend before the unit runs
     (the bytes stay in the server); returns its reference, or None for an inline state."""
     row = conn.execute(S.input_ref(state_sql), args).fetchone()
@@ -160,8 +191,7 @@ def _stash_input(conn: psycopg.Connection, state_sql: str, args: dict[str, Any]
     return ref
 
 
-def _count_against_config(conn: psycopg.Connection, b: _Booking, unit: Unit,
-                          error: str) -> None:
+def _count_against_config(conn: psycopg.Connection, b: _Booking, unit: Unit, error: str) -> None:
     """Count the unit in the config's run of lost units; fail the config when the run is
     too long (or at once, for an outcome that is not counted)."""
     if b.count is None:
@@ -180,6 +210,11 @@ def _restart_epoch(conn: psycopg.Connection, unit: Unit, unit_id: int) -> None:
     v = unit.view
     conn.execute(S.LOSE_EPOCH_UNITS, [v.config_id, unit.epoch, unit_id])
     conn.execute(S.RESTART_EPOCH, [v.config_id, v.epoch])
-    conn.execute(S.EPOCH_RESTARTED_EVENT, [
-        v.workload_id, v.config_id,
-        json.dumps({"epoch": unit.epoch, "reason": "sub-epoch state lost in a crash"})])
+    conn.execute(
+        S.EPOCH_RESTARTED_EVENT,
+        [
+            v.workload_id,
+            v.config_id,
+            json.dumps({"epoch": unit.epoch, "reason": "sub-epoch state lost in a crash"}),
+        ],
+    )

@@ -16,7 +16,7 @@ from psycopg import sql
 
 from cerebro_udfs.models import DATASET_COLUMNS
 
-CHANNEL = "cerebro"         # NOTIFY channel of steering: inserts, clones, resumes wake us up
+CHANNEL = "cerebro"  # NOTIFY channel of steering: inserts, clones, resumes wake us up
 LISTEN = sql.SQL("listen {}").format(sql.Identifier(CHANNEL))
 
 # -- leadership and heartbeat ----------------------------------------------------------------
@@ -27,23 +27,27 @@ TRY_LOCK = "select pg_try_advisory_lock(%s)"
 HEARTBEAT = (
     "insert into cerebro.schedulers (pid, host, os_pid, role, workers) "
     "values (pg_backend_pid(), %s, %s, %s, %s) on conflict (pid) do update "
-    "set role = excluded.role, workers = excluded.workers, heartbeat_at = now()")
+    "set role = excluded.role, workers = excluded.workers, heartbeat_at = now()"
+)
 
 # -- recovery ----------------------------------------------------------------------------------
 
 FORGET_DEAD_SCHEDULERS = (
     "delete from cerebro.schedulers s where not exists (select 1 from "
-    "pg_stat_activity a where a.pid = s.pid)")
+    "pg_stat_activity a where a.pid = s.pid)"
+)
 # Backends of a dead scheduler may still be finishing a unit; they can never commit (their
 # client is gone), but end them so they stop using CPU and locks.
 END_ORPHAN_WORKERS = (
     "select pg_terminate_backend(pid) from pg_stat_activity where "
     "datname = current_database() and application_name like 'cerebro worker %%' "
-    "and pid <> pg_backend_pid()")
+    "and pid <> pg_backend_pid()"
+)
 LOSE_UNITS_IN_FLIGHT = (
     "update cerebro.units set outcome = 'lost', ended_at = clock_timestamp(), "
     "error = 'scheduler or backend ended before the unit committed' "
-    "where ended_at is null")
+    "where ended_at is null"
+)
 # chunks of states lost with the unlogged states table (crash) or left by a unit that died
 # between writing them and committing are unreferenced now
 DROP_UNREFERENCED_CHUNKS = "select cerebro._drop_unreferenced_chunks()"
@@ -70,7 +74,8 @@ MODEL_SPEC = "select cerebro.model_spec(%s)"
 AUTOML_WORKLOADS = (
     "select w.workload_id, max(e.event_id) from cerebro.workloads w join "
     "cerebro.events e using (workload_id) where w.status = 'active' and w.search in "
-    "('hyperopt', 'asha', 'hyperband') group by 1")
+    "('hyperopt', 'asha', 'hyperband') group by 1"
+)
 AUTOML_STEP = "select cerebro.automl_step(%s)"
 
 # -- one unit ----------------------------------------------------------------------------------
@@ -89,12 +94,18 @@ returning unit_id
 
 # the sub-epoch state a unit continues from exists (it is gone if the unlogged table was
 # truncated by a crash)
-HAS_STATE = ("select 1 from cerebro.states where config_id = %(config_id)s "
-             "and epoch = %(epoch)s and partitions_done = %(done)s::int[]")
-STATE_FROM_STATES = ("(select state from cerebro.states where config_id = %(config_id)s "
-                     "and epoch = %(epoch)s and partitions_done = %(done)s::int[])")
-STATE_FROM_CHECKPOINT = ("(select state from cerebro.checkpoints where config_id = "
-                         "%(config_id)s and epoch = %(epoch)s - 1)")
+HAS_STATE = (
+    "select 1 from cerebro.states where config_id = %(config_id)s "
+    "and epoch = %(epoch)s and partitions_done = %(done)s::int[]"
+)
+STATE_FROM_STATES = (
+    "(select state from cerebro.states where config_id = %(config_id)s "
+    "and epoch = %(epoch)s and partitions_done = %(done)s::int[])"
+)
+STATE_FROM_CHECKPOINT = (
+    "(select state from cerebro.checkpoints where config_id = "
+    "%(config_id)s and epoch = %(epoch)s - 1)"
+)
 
 # the input state when it is a chunked reference (no row for an inline state)
 _INPUT_REF = """
@@ -128,8 +139,10 @@ select u.blob, u.seq, u.data
 """
 # the previous sub-epoch's chunks, unless a checkpoint keeps them
 DROP_CHUNKS_OF = "select cerebro._drop_unreferenced_chunks(cerebro._chunk_blob(%s))"
-SUBEPOCH_DONE = ("update cerebro.configs set partitions_done = %s::int[], lost_units = 0, "
-                 "updated_at = now() where config_id = %s")
+SUBEPOCH_DONE = (
+    "update cerebro.configs set partitions_done = %s::int[], lost_units = 0, "
+    "updated_at = now() where config_id = %s"
+)
 
 _EVAL = """
 select (res).loss, (res).metrics, (res).rows, (res).seconds from (
@@ -138,55 +151,72 @@ select (res).loss, (res).metrics, (res).rows, (res).seconds from (
     from cerebro.buffers where dataset_id = {dataset} and __dist_key__ = {partition}) r
 """
 
-UNIT_OK = ("update cerebro.units set ended_at = clock_timestamp(), "
-           "outcome = 'ok', result = %s where unit_id = %s")
+UNIT_OK = (
+    "update cerebro.units set ended_at = clock_timestamp(), "
+    "outcome = 'ok', result = %s where unit_id = %s"
+)
 
 # -- a unit that did not commit ------------------------------------------------------------------
 
-UNIT_ENDED = ("update cerebro.units set outcome = %(outcome)s, ended_at = clock_timestamp(), "
-              "error = %(error)s where unit_id = %(unit_id)s")
+UNIT_ENDED = (
+    "update cerebro.units set outcome = %(outcome)s, ended_at = clock_timestamp(), "
+    "error = %(error)s where unit_id = %(unit_id)s"
+)
 # a lost backend counts against the config whatever its status; a cancel only while active
 # (a stop with immediate => true cancels on purpose)
-COUNT_LOST = ("update cerebro.configs set lost_units = lost_units + 1 "
-              "where config_id = %s returning lost_units")
-COUNT_CANCELLED = ("update cerebro.configs set lost_units = lost_units + 1 where "
-                   "config_id = %s and status = 'active' returning lost_units")
+COUNT_LOST = (
+    "update cerebro.configs set lost_units = lost_units + 1 "
+    "where config_id = %s returning lost_units"
+)
+COUNT_CANCELLED = (
+    "update cerebro.configs set lost_units = lost_units + 1 where "
+    "config_id = %s and status = 'active' returning lost_units"
+)
 # the steering trigger records the 'failed' event (actor: system)
-FAIL_CONFIG = ("update cerebro.configs set status = 'failed', error = %s, "
-               "updated_at = now() where config_id = %s and status = 'active'")
+FAIL_CONFIG = (
+    "update cerebro.configs set status = 'failed', error = %s, "
+    "updated_at = now() where config_id = %s and status = 'active'"
+)
 
 # The sub-epoch state is gone: the epoch's units so far (and this one) are lost, and the
 # epoch restarts from its checkpoint.
 LOSE_EPOCH_UNITS = (
     "update cerebro.units set outcome = 'lost', ended_at = "
     "coalesce(ended_at, clock_timestamp()), error = 'state lost' "
-    "where config_id = %s and epoch = %s and (outcome = 'ok' or unit_id = %s)")
-RESTART_EPOCH = ("update cerebro.configs set partitions_done = '{}' "
-                 "where config_id = %s and epoch = %s")
+    "where config_id = %s and epoch = %s and (outcome = 'ok' or unit_id = %s)"
+)
+RESTART_EPOCH = (
+    "update cerebro.configs set partitions_done = '{}' where config_id = %s and epoch = %s"
+)
 EPOCH_RESTARTED_EVENT = (
     "insert into cerebro.events (actor, workload_id, config_id, "
-    "action, detail) values ('system', %s, %s, 'epoch_restarted', %s)")
+    "action, detail) values ('system', %s, %s, 'epoch_restarted', %s)"
+)
 
 # -- the epoch commit ------------------------------------------------------------------------
 
 # Lock order workload -> config, as AutoML steps take them: no deadlock between an epoch
 # commit (whose AutoML hook locks the workload) and a concurrent step.
-LOCK_WORKLOAD = ("select 1 from cerebro.workloads where workload_id = %s "
-                 "for no key update")
+LOCK_WORKLOAD = "select 1 from cerebro.workloads where workload_id = %s for no key update"
 # the epoch counter moves only from the epoch this unit ran in: no row means it already moved
 COMMIT_EPOCH = (
     "update cerebro.configs c set epoch = %(e)s, partitions_done = '{}', "
     "updated_at = now(), status = case when c.status = 'active' and %(e)s >= "
     "coalesce(c.max_epochs, w.max_epochs) then 'completed' else c.status end "
     "from cerebro.workloads w where w.workload_id = c.workload_id "
-    "and c.config_id = %(c)s and c.epoch = %(e)s - 1 returning c.status")
-CHECKPOINT = ("insert into cerebro.checkpoints (config_id, epoch, state) "
-              "select config_id, %s, state from cerebro.states where config_id = %s")
-EPOCH_RESULTS = ("select kind, result from cerebro.units where config_id = %s and epoch = %s "
-                 "and outcome = 'ok'")
+    "and c.config_id = %(c)s and c.epoch = %(e)s - 1 returning c.status"
+)
+CHECKPOINT = (
+    "insert into cerebro.checkpoints (config_id, epoch, state) "
+    "select config_id, %s, state from cerebro.states where config_id = %s"
+)
+EPOCH_RESULTS = (
+    "select kind, result from cerebro.units where config_id = %s and epoch = %s and outcome = 'ok'"
+)
 METRICS = (
     "insert into cerebro.metrics (config_id, epoch, train_loss, train_metrics, "
-    "valid_loss, valid_metrics, rows, seconds) values (%s, %s, %s, %s, %s, %s, %s, %s)")
+    "valid_loss, valid_metrics, rows, seconds) values (%s, %s, %s, %s, %s, %s, %s, %s)"
+)
 # AutoML procedures decide at epoch boundaries, atomically with the epoch's commit
 ON_EPOCH = "select cerebro._on_epoch(%s, %s)"
 
@@ -199,11 +229,13 @@ def input_ref(state: str) -> sql.Composed:
 def train(state: str, dataset_id: int, partition: int) -> sql.Composed:
     """The training statement of one sub-epoch. Dataset and partition are literals so that
     Greenplum dispatches it to the one segment holding the partition."""
-    return sql.SQL(_TRAIN).format(state=sql.SQL(state), dataset=sql.Literal(dataset_id),
-                                  partition=sql.Literal(partition))
+    return sql.SQL(_TRAIN).format(
+        state=sql.SQL(state), dataset=sql.Literal(dataset_id), partition=sql.Literal(partition)
+    )
 
 
 def evaluate(state: str, dataset_id: int, partition: int) -> sql.Composed:
     """The evaluation statement of one validation partition (literals as in ``train``)."""
-    return sql.SQL(_EVAL).format(state=sql.SQL(state), dataset=sql.Literal(dataset_id),
-                                 partition=sql.Literal(partition))
+    return sql.SQL(_EVAL).format(
+        state=sql.SQL(state), dataset=sql.Literal(dataset_id), partition=sql.Literal(partition)
+    )

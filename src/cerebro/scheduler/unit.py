@@ -24,7 +24,7 @@ class StateLost(Exception):
 @dataclass
 class Unit:
     view: ConfigView
-    kind: str                       # 'train' or 'valid'
+    kind: str  # 'train' or 'valid'
     partition: int
     worker: int
 
@@ -44,13 +44,20 @@ class Unit:
     def args(self) -> dict[str, Any]:
         """The parameters every unit statement shares."""
         v = self.view
-        return {"config_id": v.config_id, "epoch": self.epoch, "partition": self.partition,
-                "kind": self.kind, "worker": self.worker, "done": v.partitions_done}
+        return {
+            "config_id": v.config_id,
+            "epoch": self.epoch,
+            "partition": self.partition,
+            "kind": self.kind,
+            "worker": self.worker,
+            "done": v.partitions_done,
+        }
 
     def config(self, dataset: dict[str, Any]) -> str:
         """The aggregate's config (JSON) for this unit on ``dataset``."""
         v = self.view
-        cfg = training_config(dataset, v.extra["params"], v.extra["seed"], self.partition,
-                              self.epoch, v.config_id)
+        cfg = training_config(
+            dataset, v.extra["params"], v.extra["seed"], self.partition, self.epoch, v.config_id
+        )
         cfg.update(_STATE_LIMITS)
         return json.dumps(cfg)
