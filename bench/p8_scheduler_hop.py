@@ -84,7 +84,7 @@ def measure(dsn: str, model: str, dataset: str) -> dict:
         ).fetchall()
         size, chunked = c.execute(
             "select octet_length(s.state) + coalesce((select sum(octet_length(data)) from "
-            "cerebro.state_chunks where blob = substring(s.state from 9 for 16)), 0), "
+            "cerebro.state_chunks where blob = cerebro._chunk_blob(s.state)), 0), "
             "(cerebro.state_info(s.state)->>'chunked') is not null from cerebro.states s "
             "join cerebro.configs k using (config_id) where k.workload_id = %s",
             [wid],

@@ -24,8 +24,10 @@ from . import __version__
 from .paths import extension_dir, sql_dir
 
 _NAME = re.compile(r"^\d{3}-[a-z0-9-]+\.sql$")
-HEADER = '-- complain if this script is sourced in psql rather than via CREATE EXTENSION\n' \
+HEADER = (
+    "-- complain if this script is sourced in psql rather than via CREATE EXTENSION\n"
     '\\echo Use "CREATE EXTENSION cerebro" to load this file. \\quit\n'
+)
 
 
 # release -> number of its first incremental file (releases in order)
@@ -79,7 +81,7 @@ def sections(script: str) -> dict[str, str]:
     out = {}
     for i, m in enumerate(marks):
         end = marks[i + 1].start() - 1 if i + 1 < len(marks) else len(script)
-        out[f"{m.group(1)}/{m.group(2)}"] = script[m.end() + 1:end]
+        out[f"{m.group(1)}/{m.group(2)}"] = script[m.end() + 1 : end]
     return out
 
 
@@ -87,16 +89,20 @@ def changed_idempotent(previous: str) -> list[Path]:
     """Idempotent files whose text is not what release ``previous`` shipped (new ones too),
     plus the ones in ``ALWAYS_RERUN``."""
     shipped = sections(install_script_path(previous).read_text())
-    return [f for f in _sources("idempotent")
-            if shipped.get(f"idempotent/{f.name}") != f.read_text()
-            or any(word in f.name for word in ALWAYS_RERUN)]
+    return [
+        f
+        for f in _sources("idempotent")
+        if shipped.get(f"idempotent/{f.name}") != f.read_text()
+        or any(word in f.name for word in ALWAYS_RERUN)
+    ]
 
 
 def render(version: str = __version__) -> str:
     """The install script text for ``version``."""
     _, last = _release_range(version)
-    return _render(version, [f for f in _sources("incremental") if _number(f) <= last],
-                   _sources("idempotent"))
+    return _render(
+        version, [f for f in _sources("incremental") if _number(f) <= last], _sources("idempotent")
+    )
 
 
 def render_upgrade(version: str = __version__) -> str:
@@ -105,9 +111,11 @@ def render_upgrade(version: str = __version__) -> str:
     prev = previous_release(version)
     if prev is None:
         raise ValueError(f"{version} is the first release: it has no upgrade script")
-    return _render(f"{prev} -> {version}",
-                   [f for f in _sources("incremental") if first <= _number(f) <= last],
-                   changed_idempotent(prev))
+    return _render(
+        f"{prev} -> {version}",
+        [f for f in _sources("incremental") if first <= _number(f) <= last],
+        changed_idempotent(prev),
+    )
 
 
 def edited_releases(version: str = __version__) -> list[str]:
@@ -117,7 +125,7 @@ def edited_releases(version: str = __version__) -> list[str]:
     databases different from new ones, so the build refuses it (add a new file instead).
     """
     bad = []
-    for release in list(RELEASES)[:list(RELEASES).index(version)]:
+    for release in list(RELEASES)[: list(RELEASES).index(version)]:
         shipped = sections(install_script_path(release).read_text())
         for f in _sources("incremental"):
             key = f"incremental/{f.name}"
@@ -150,8 +158,10 @@ def build(version: str = __version__) -> Path:
         )
     edited = edited_releases(version)
     if edited:
-        raise ValueError(f"released migrations were edited: {', '.join(edited)}; "
-                         "restore them and put the change in a new sql/incremental file")
+        raise ValueError(
+            f"released migrations were edited: {', '.join(edited)}; "
+            "restore them and put the change in a new sql/incremental file"
+        )
     path = install_script_path(version)
     path.write_text(render(version))
     upgrade = upgrade_script_path(version)

@@ -24,8 +24,11 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--scheduler/--no-scheduler", default=True,
-              help="also start the scheduler daemon in the background (default: yes)")
+@click.option(
+    "--scheduler/--no-scheduler",
+    default=True,
+    help="also start the scheduler daemon in the background (default: yes)",
+)
 def up(scheduler: bool) -> None:
     """Create (first time) and start the embedded PostgreSQL with the extension installed."""
     from .daemon import start_background
@@ -56,23 +59,35 @@ def down() -> None:
 
 
 @main.command("scheduler")
-@click.option("--dsn", "dsn_", default=None,
-              help="database to schedule (default: CEREBRO_DSN, else the embedded default)")
-@click.option("--workers", type=int, default=None,
-              help="worker connections (default: the largest partition count in use)")
+@click.option(
+    "--dsn",
+    "dsn_",
+    default=None,
+    help="database to schedule (default: CEREBRO_DSN, else the embedded default)",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="worker connections (default: the largest partition count in use)",
+)
 @click.option("--once", is_flag=True, help="exit when no runnable config is left")
-@click.option("--poll", type=float, default=1.0, help="seconds between polls (NOTIFY wakes "
-              "it earlier)")
+@click.option(
+    "--poll", type=float, default=1.0, help="seconds between polls (NOTIFY wakes it earlier)"
+)
 @click.option("-v", "--verbose", count=True)
-def scheduler_cmd(dsn_: str | None, workers: int | None, once: bool, poll: float,
-                  verbose: int) -> None:
+def scheduler_cmd(
+    dsn_: str | None, workers: int | None, once: bool, poll: float, verbose: int
+) -> None:
     """Run the MOP scheduler in the foreground (one active per database; others stand by)."""
     import logging
 
     from .scheduler import serve
 
-    logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose > 1 else logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
     target = dsn_ or os.environ.get("CEREBRO_DSN") or Cluster.default().conninfo()
     serve(target, workers=workers, once=once, poll=poll)
 
@@ -104,8 +119,12 @@ def psql(dsn_: str | None, args: tuple[str, ...]) -> None:
 
 
 @main.command()
-@click.option("--dsn", "dsn_", default=None,
-              help="existing server (default: CEREBRO_DSN or the PG* variables)")
+@click.option(
+    "--dsn",
+    "dsn_",
+    default=None,
+    help="existing server (default: CEREBRO_DSN or the PG* variables)",
+)
 def install(dsn_: str | None) -> None:
     """Install the extension into an existing server on this machine and create it.
 
@@ -140,11 +159,16 @@ def install(dsn_: str | None) -> None:
 @click.argument("config_id", type=int)
 @click.argument("output", type=click.Path(dir_okay=False, writable=True))
 @click.option("--epoch", type=int, default=None, help="checkpoint epoch (default: the latest)")
-@click.option("--dsn", "dsn_", default=None,
-              help="database (default: CEREBRO_DSN, else the embedded default)")
+@click.option(
+    "--dsn",
+    "dsn_",
+    default=None,
+    help="database (default: CEREBRO_DSN, else the embedded default)",
+)
 @click.option("--force", is_flag=True, help="overwrite OUTPUT if it exists")
-def export_model(config_id: int, output: str, epoch: int | None, dsn_: str | None,
-                 force: bool) -> None:
+def export_model(
+    config_id: int, output: str, epoch: int | None, dsn_: str | None, force: bool
+) -> None:
     """Write config CONFIG_ID's trained model to OUTPUT (a .keras file).
 
     The file is what cerebro.export_model returns; keras.models.load_model(OUTPUT) reads it.
@@ -156,8 +180,9 @@ def export_model(config_id: int, output: str, epoch: int | None, dsn_: str | Non
     target = dsn_ or os.environ.get("CEREBRO_DSN") or Cluster.default().conninfo()
     try:
         with psycopg.connect(target) as c:
-            data = c.execute("select cerebro.export_model(%s, %s)", (config_id, epoch)
-                             ).fetchone()[0]
+            row = c.execute("select cerebro.export_model(%s, %s)", (config_id, epoch)).fetchone()
+            assert row is not None  # a function call returns one row
+            data = row[0]
     except psycopg.Error as e:
         _fail(RuntimeError(e.diag.message_primary or str(e)))
     tmp = output + ".part"
@@ -172,14 +197,28 @@ def export_model(config_id: int, output: str, epoch: int | None, dsn_: str | Non
 @click.argument("name")
 @click.option("--table", default=None, help="table to create (default: NAME, in public)")
 @click.option("--batch-rows", type=int, default=None, help="rows read and sent at a time")
-@click.option("--images", type=click.Choice(["array", "bytes"]), default="array",
-              help="image fields as smallint[] pixels (array) or their PNG/JPEG bytes")
-@click.option("--if-exists", type=click.Choice(["error", "append", "replace"]),
-              default="error")
-@click.option("--dsn", "dsn_", default=None,
-              help="database (default: CEREBRO_DSN, else the embedded default)")
-def import_petastorm(url: str, name: str, table: str | None, batch_rows: int | None,
-                     images: str, if_exists: str, dsn_: str | None) -> None:
+@click.option(
+    "--images",
+    type=click.Choice(["array", "bytes"]),
+    default="array",
+    help="image fields as smallint[] pixels (array) or their PNG/JPEG bytes",
+)
+@click.option("--if-exists", type=click.Choice(["error", "append", "replace"]), default="error")
+@click.option(
+    "--dsn",
+    "dsn_",
+    default=None,
+    help="database (default: CEREBRO_DSN, else the embedded default)",
+)
+def import_petastorm(
+    url: str,
+    name: str,
+    table: str | None,
+    batch_rows: int | None,
+    images: str,
+    if_exists: str,
+    dsn_: str | None,
+) -> None:
     """Import the Petastorm (or Parquet) dataset at URL, read on this machine, as table NAME.
 
     The result is ready for cerebro.load_dataset; see cerebro.import_petastorm for the

@@ -48,7 +48,7 @@ class Cluster:
     os_user: str
 
     @classmethod
-    def default(cls) -> "Cluster":
+    def default(cls) -> Cluster:
         port = int(os.environ.get("CEREBRO_PORT", DEFAULT_PORT))
         if os.geteuid() == 0:
             user = os.environ.get("CEREBRO_OS_USER", "postgres")
@@ -77,16 +77,24 @@ class Cluster:
         return f"host={self.run_dir} port={self.port} user={SUPERUSER} dbname={dbname}"
 
     # -- running commands as the server's OS user ---------------------------------------
-    def _as_server_user(self, argv: list[str], env: dict[str, str] | None = None,
-                        check: bool = True) -> subprocess.CompletedProcess:
+    def _as_server_user(
+        self, argv: list[str], env: dict[str, str] | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess:
         full_env = dict(os.environ if env is None else env)
         if os.geteuid() == 0 and self.os_user != "root":
             # runuser would reset part of the environment: pass what the server needs.
             pw = pwd.getpwnam(self.os_user)
             passed = {k: v for k, v in full_env.items() if k in _SERVER_ENV_KEYS}
             passed["HOME"] = pw.pw_dir
-            argv = ["runuser", "-u", self.os_user, "--", "env",
-                    *(f"{k}={v}" for k, v in passed.items()), *argv]
+            argv = [
+                "runuser",
+                "-u",
+                self.os_user,
+                "--",
+                "env",
+                *(f"{k}={v}" for k, v in passed.items()),
+                *argv,
+            ]
         proc = subprocess.run(argv, env=full_env, capture_output=True, text=True)
         if check and proc.returncode != 0:
             raise ClusterError(f"{' '.join(argv)} failed:\n{proc.stdout}{proc.stderr}")
@@ -134,11 +142,20 @@ class Cluster:
         if os.geteuid() == 0 and self.os_user != "root":
             pw = pwd.getpwnam(self.os_user)
             os.chown(self.data_dir, pw.pw_uid, pw.pw_gid)
-        self._as_server_user([
-            str(self.bindir / "initdb"), "-D", str(self.data_dir), "-U", SUPERUSER,
-            "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8",
-            "--locale=C.UTF-8",
-        ])
+        self._as_server_user(
+            [
+                str(self.bindir / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                SUPERUSER,
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ]
+        )
         conf = self.data_dir / "postgresql.conf"
         with conf.open("a") as f:
             f.write(
@@ -160,8 +177,19 @@ class Cluster:
             return
         env = self._server_env()
         self._as_server_user(
-            [str(self.bindir / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(self.data_dir),
-             "-l", str(self.log_file), "-o", f"-p {self.port}"],
+            [
+                str(self.bindir / "pg_ctl"),
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "-o",
+                f"-p {self.port}",
+            ],
             env=env,
         )
 
@@ -206,9 +234,20 @@ class Cluster:
 
 
 _SERVER_ENV_KEYS = {
-    "PATH", "PYTHONPATH", "KERAS_BACKEND", "KERAS_HOME", "TF_CPP_MIN_LOG_LEVEL", "CEREBRO_SERVER",
-    "LANG", "LC_ALL", "OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
-    "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "TF_ENABLE_ONEDNN_OPTS",
+    "PATH",
+    "PYTHONPATH",
+    "KERAS_BACKEND",
+    "KERAS_HOME",
+    "TF_CPP_MIN_LOG_LEVEL",
+    "CEREBRO_SERVER",
+    "LANG",
+    "LC_ALL",
+    "OMP_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+    "TF_ENABLE_ONEDNN_OPTS",
 }
 
 
@@ -237,8 +276,10 @@ def check_server_python(conn: psycopg.Connection) -> None:
         "create or replace function pg_temp.cerebro_pyver() returns text "
         "language plpython3u as $$\nimport sys\nreturn '%d.%d' % sys.version_info[:2]\n$$"
     )
-    server = conn.execute("select pg_temp.cerebro_pyver()").fetchone()[0]
-    ours = "%d.%d" % paths.python_minor()
+    row = conn.execute("select pg_temp.cerebro_pyver()").fetchone()
+    assert row is not None  # a function call returns one row
+    server = row[0]
+    ours = "{}.{}".format(*paths.python_minor())
     if server != ours:
         raise ClusterError(
             f"PL/Python embeds Python {server} but the project environment is Python {ours}; "
@@ -247,9 +288,7 @@ def check_server_python(conn: psycopg.Connection) -> None:
 
 
 def create_or_update_extension(conn: psycopg.Connection) -> None:
-    row = conn.execute(
-        "select extversion from pg_extension where extname = 'cerebro'"
-    ).fetchone()
+    row = conn.execute("select extversion from pg_extension where extname = 'cerebro'").fetchone()
     if row is None:
         conn.execute("create extension cerebro cascade")
     else:

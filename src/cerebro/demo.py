@@ -13,6 +13,7 @@ import json
 import os
 import threading
 import time
+from typing import Any
 
 import numpy as np
 import psycopg
@@ -23,9 +24,11 @@ from rich.table import Table
 from .cluster import Cluster
 
 WORKLOAD = "digits-demo"
-SPACE = {"hidden": {"choice": [[32], [128, 64]]},
-         "learning_rate": {"choice": [0.001, 0.01]},
-         "batch_size": {"choice": [32, 128]}}
+SPACE = {
+    "hidden": {"choice": [[32], [128, 64]]},
+    "learning_rate": {"choice": [0.001, 0.01]},
+    "batch_size": {"choice": [32, 128]},
+}
 EPOCHS = 5
 SEED = 2026
 
@@ -36,31 +39,51 @@ def load_digits_table(conn: psycopg.Connection) -> None:
     digits = load_digits()
     conn.execute("drop view if exists public.digits_train, public.digits_valid")
     conn.execute("drop table if exists public.digits")
-    conn.execute("create table public.digits (id int primary key, pixels real[], "
-                 "label int not null)")
+    conn.execute(
+        "create table public.digits (id int primary key, pixels real[], label int not null)"
+    )
     with conn.cursor().copy("copy public.digits (id, pixels, label) from stdin") as cp:
-        for i, (img, lab) in enumerate(zip(digits.images, digits.target)):
+        for i, (img, lab) in enumerate(zip(digits.images, digits.target, strict=True)):
             cp.write_row([i, img.astype(np.float32).tolist(), int(lab)])
-    conn.execute("create view public.digits_train as select * from public.digits "
-                 "where id % 5 <> 0")
-    conn.execute("create view public.digits_valid as select * from public.digits "
-                 "where id % 5 = 0")
+    conn.execute(
+        "create view public.digits_train as select * from public.digits where id % 5 <> 0"
+    )
+    conn.execute("create view public.digits_valid as select * from public.digits where id % 5 = 0")
+
+
+def _one(conn: psycopg.Connection, query: str, args: list[Any] | None = None) -> tuple[Any, ...]:
+    """The one row an aggregate or a known name's query returns."""
+    row = conn.execute(query, args).fetchone()
+    if row is None:
+        raise RuntimeError(f"no row for: {query}")
+    return row
 
 
 def _scheduler_active(conn: psycopg.Connection) -> bool:
-    return bool(conn.execute(
-        "select count(*) from cerebro.schedulers s join pg_stat_activity a using (pid) "
-        "where s.role = 'leader'").fetchone()[0])
+    return bool(
+        _one(
+            conn,
+            "select count(*) from cerebro.schedulers s join pg_stat_activity a using (pid) "
+            "where s.role = 'leader'",
+        )[0]
+    )
 
 
 def _progress(conn: psycopg.Connection) -> Group:
-    p = conn.execute("select configs, active, completed, failed, epochs_done, epochs_total, "
-                     "units_per_minute, eta from cerebro.progress where workload = %s",
-                     [WORKLOAD]).fetchone()
+    p = _one(
+        conn,
+        "select configs, active, completed, failed, epochs_done, epochs_total, "
+        "units_per_minute, eta from cerebro.progress where workload = %s",
+        [WORKLOAD],
+    )
     head = Table.grid(padding=(0, 2))
-    head.add_row(f"[bold]{WORKLOAD}[/]", f"configs {p[0]} (active {p[1]}, completed {p[2]}, "
-                 f"failed {p[3]})", f"epochs {p[4]}/{p[5]}",
-                 f"{float(p[6]):.0f} units/min", f"eta {p[7] or '-'}")
+    head.add_row(
+        f"[bold]{WORKLOAD}[/]",
+        f"configs {p[0]} (active {p[1]}, completed {p[2]}, failed {p[3]})",
+        f"epochs {p[4]}/{p[5]}",
+        f"{float(p[6]):.0f} units/min",
+        f"eta {p[7] or '-'}",
+    )
     return Group(head, _board(conn, "live leaderboard"))
 
 
@@ -69,9 +92,12 @@ def _board(conn: psycopg.Connection, title: str) -> Table:
     for col in ("rank", "config", "status", "epochs", "best valid_loss", "last valid_loss"):
         t.add_column(col, no_wrap=True)
     t.add_column("params", overflow="fold")
-    for r in conn.execute("select rank, config_id, status, epochs, max_epochs, best_objective, "
-                          "last_objective, params from cerebro.leaderboard where workload = %s "
-                          "order by rank, config_id", [WORKLOAD]):
+    for r in conn.execute(
+        "select rank, config_id, status, epochs, max_epochs, best_objective, "
+        "last_objective, params from cerebro.leaderboard where workload = %s "
+        "order by rank, config_id",
+        [WORKLOAD],
+    ):
         shown = " ".join(f"{k}={json.dumps(r[7][k], separators=(',', ':'))}" for k in SPACE)
         t.add_row(str(r[0]), str(r[1]), r[2], f"{r[3]}/{r[4]}", _fmt(r[5]), _fmt(r[6]), shown)
     return t
@@ -83,27 +109,39 @@ def main() -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         console.print(f"[bold]cerebro demo[/] on {dsn}")
         load_digits_table(conn)
-        if conn.execute("select 1 from cerebro.workloads where name = %s", [WORKLOAD]
-                        ).fetchone():
+        if conn.execute("select 1 from cerebro.workloads where name = %s", [WORKLOAD]).fetchone():
             conn.execute("select cerebro.drop_workload(%s)", [WORKLOAD])
         for name in ("digits_valid", "digits_train"):
             if conn.execute("select 1 from cerebro.datasets where name = %s", [name]).fetchone():
                 conn.execute("select cerebro.drop_dataset(%s)", [name])
         t0 = time.perf_counter()
-        conn.execute("select cerebro.load_dataset('digits_train', 'public.digits_train', "
-                     "features => array['pixels'], label => 'label', seed => %s)", [SEED])
-        conn.execute("select cerebro.load_dataset('digits_valid', 'public.digits_valid', "
-                     "like_dataset => 'digits_train')")
-        parts, rows = conn.execute("select num_partitions, num_rows from cerebro.datasets "
-                                   "where name = 'digits_train'").fetchone()
-        console.print(f"packed digits_train: {rows} rows of 8x8 images in {parts} partitions "
-                      f"({time.perf_counter() - t0:.2f} s)")
-        console.print(f"SELECT cerebro.launch('{WORKLOAD}', model => 'mlp', train => "
-                      f"'digits_train', valid => 'digits_valid', search => 'grid', space => "
-                      f"'{json.dumps(SPACE)}', max_epochs => {EPOCHS});")
-        conn.execute("select cerebro.launch(%s, 'mlp', 'digits_train', 'digits_valid', 'grid', "
-                     "%s, max_epochs => %s, seed => %s)",
-                     [WORKLOAD, json.dumps(SPACE), EPOCHS, SEED])
+        conn.execute(
+            "select cerebro.load_dataset('digits_train', 'public.digits_train', "
+            "features => array['pixels'], label => 'label', seed => %s)",
+            [SEED],
+        )
+        conn.execute(
+            "select cerebro.load_dataset('digits_valid', 'public.digits_valid', "
+            "like_dataset => 'digits_train')"
+        )
+        parts, rows = _one(
+            conn,
+            "select num_partitions, num_rows from cerebro.datasets where name = 'digits_train'",
+        )
+        console.print(
+            f"packed digits_train: {rows} rows of 8x8 images in {parts} partitions "
+            f"({time.perf_counter() - t0:.2f} s)"
+        )
+        console.print(
+            f"SELECT cerebro.launch('{WORKLOAD}', model => 'mlp', train => "
+            f"'digits_train', valid => 'digits_valid', search => 'grid', space => "
+            f"'{json.dumps(SPACE)}', max_epochs => {EPOCHS});"
+        )
+        conn.execute(
+            "select cerebro.launch(%s, 'mlp', 'digits_train', 'digits_valid', 'grid', "
+            "%s, max_epochs => %s, seed => %s)",
+            [WORKLOAD, json.dumps(SPACE), EPOCHS, SEED],
+        )
 
         own = None
         if not _scheduler_active(conn):
@@ -115,14 +153,17 @@ def main() -> None:
         with Live(_progress(conn), console=console, refresh_per_second=2, transient=True) as live:
             while True:
                 live.update(_progress(conn))
-                left = conn.execute("select active from cerebro.progress where workload = %s",
-                                    [WORKLOAD]).fetchone()[0]
+                left = _one(
+                    conn, "select active from cerebro.progress where workload = %s", [WORKLOAD]
+                )[0]
                 if left == 0:
                     break
-                time.sleep(0.5)          # display refresh, not synchronisation
+                time.sleep(0.5)  # display refresh, not synchronisation
         console.print(_board(conn, "leaderboard (objective: valid_loss, lower is better)"))
-        console.print(f"done in {time.perf_counter() - t0:.1f} s. Steer it yourself: "
-                      "[bold]cerebro psql[/], then see README.md")
+        console.print(
+            f"done in {time.perf_counter() - t0:.1f} s. Steer it yourself: "
+            "[bold]cerebro psql[/], then see README.md"
+        )
 
 
 def _fmt(v: float | None) -> str:

@@ -15,21 +15,29 @@ from cerebro_udfs.errors import CerebroError
 from cerebro_udfs.petastorm_import import Column, Dataset, check_options, table_parts
 
 PARSE_IDENT_SQL = "select parse_ident(%s)"
-TABLE_EXISTS_SQL = ("select exists (select from pg_class c join pg_namespace n on "
-                    "n.oid = c.relnamespace where n.nspname = %s and c.relname = %s)")
+TABLE_EXISTS_SQL = (
+    "select exists (select from pg_class c join pg_namespace n on "
+    "n.oid = c.relnamespace where n.nspname = %s and c.relname = %s)"
+)
 DROP_TABLE_SQL = sql.SQL("drop table {}")
 CREATE_TABLE_SQL = sql.SQL("create table {} ({})")
 COPY_SQL = sql.SQL("copy {} ({}) from stdin")
 
 
-def import_dataset(dsn: str, url: str, table: str, batch_rows: int | None = None,
-                   images: str = "array", if_exists: str = "error") -> int:
+def import_dataset(
+    dsn: str,
+    url: str,
+    table: str,
+    batch_rows: int | None = None,
+    images: str = "array",
+    if_exists: str = "error",
+) -> int:
     """Create ``table`` (``schema.name`` or ``name`` in public) and COPY every row into it."""
     check_options(images, if_exists)
     if not table:
         raise CerebroError("name the table to create")
     ds = Dataset(url, images, batch_rows)
-    with psycopg.connect(dsn) as conn:           # one transaction, committed on success
+    with psycopg.connect(dsn) as conn:  # one transaction, committed on success
         schema, name = table_parts(_parse_ident(conn, table), table)
         ident = sql.Identifier(schema, name)
         _prepare_table(conn, schema, name, ident, ds.columns, if_exists)
@@ -46,20 +54,28 @@ def _parse_ident(conn: psycopg.Connection, table: str) -> list[str] | None:
     return None if row is None else row[0]
 
 
-def _prepare_table(conn: psycopg.Connection, schema: str, name: str, ident: sql.Identifier,
-                   columns: list[Column], if_exists: str) -> None:
+def _prepare_table(
+    conn: psycopg.Connection,
+    schema: str,
+    name: str,
+    ident: sql.Identifier,
+    columns: list[Column],
+    if_exists: str,
+) -> None:
     """Create the table, or keep it (``append``), or drop and create it (``replace``)."""
     row = conn.execute(TABLE_EXISTS_SQL, [schema, name]).fetchone()
     exists = bool(row and row[0])
     if exists and if_exists == "error":
-        raise CerebroError(f"table {schema}.{name} already exists",
-                           hint="--if-exists append|replace, or another --table")
+        raise CerebroError(
+            f"table {schema}.{name} already exists",
+            hint="--if-exists append|replace, or another --table",
+        )
     if exists and if_exists == "replace":
         conn.execute(DROP_TABLE_SQL.format(ident))
     if not exists or if_exists == "replace":
         cols = sql.SQL(", ").join(
-            sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type))
-            for c in columns)
+            sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type)) for c in columns
+        )
         conn.execute(CREATE_TABLE_SQL.format(ident, cols))
 
 

@@ -27,13 +27,13 @@ class ConfigView:
 
     config_id: int
     workload_id: int
-    epoch: int                     # completed epochs; the running epoch is epoch + 1
+    epoch: int  # completed epochs; the running epoch is epoch + 1
     partitions_done: list[int]
     valid_done: list[int]
     priority: int
     workload_seed: int
     n_train: int
-    n_valid: int                   # 0 when the workload has no validation set
+    n_valid: int  # 0 when the workload has no validation set
     extra: dict = field(default_factory=dict)
 
     @property
@@ -44,8 +44,7 @@ class ConfigView:
         if self.in_valid_phase:
             return None
         done = set(self.partitions_done)
-        for p in partition_order(self.workload_seed, self.config_id, self.epoch + 1,
-                                 self.n_train):
+        for p in partition_order(self.workload_seed, self.config_id, self.epoch + 1, self.n_train):
             if p not in done:
                 return p
         return None
@@ -59,8 +58,9 @@ class ConfigView:
         return None
 
 
-def pick(configs: list[ConfigView], worker: int, busy: set[int],
-         rng: random.Random) -> tuple[ConfigView, str] | None:
+def pick(
+    configs: list[ConfigView], worker: int, busy: set[int], rng: random.Random
+) -> tuple[ConfigView, str] | None:
     """Least progress first, then priority, random among ties (Cerebro, VLDB 2020, Alg. 1)."""
     best = None
     for c in configs:
@@ -69,8 +69,9 @@ def pick(configs: list[ConfigView], worker: int, busy: set[int],
         kind = c.wants(worker)
         if kind is None:
             continue
-        progress = c.epoch + (len(c.partitions_done) + len(c.valid_done)) / \
-            max(1, c.n_train + c.n_valid)
+        progress = c.epoch + (len(c.partitions_done) + len(c.valid_done)) / max(
+            1, c.n_train + c.n_valid
+        )
         key = (progress, -c.priority, rng.random())
         if best is None or key < best[0]:
             best = (key, c, kind)

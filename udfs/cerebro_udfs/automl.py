@@ -51,23 +51,35 @@ def _configs(plpy: Any, w: store.Workload) -> list[dict[str, Any]]:
 
 def _objective_at(plpy: Any, w: store.Workload, epoch: int) -> dict[int, float]:
     """Each config's objective (as a loss) in its metrics row of ``epoch``."""
-    return {k: w.sign * v for k, v in store.objectives_at(plpy, w.workload_id, w.objective,
-                                                          epoch).items()}
+    return {
+        k: w.sign * v
+        for k, v in store.objectives_at(plpy, w.workload_id, w.objective, epoch).items()
+    }
 
 
 # -- options ------------------------------------------------------------------------------------
-def check_options(procedure: str, options: dict[str, Any], max_epochs: int,
-                  n_partitions: int) -> dict[str, Any]:
+def check_options(
+    procedure: str, options: dict[str, Any], max_epochs: int, n_partitions: int
+) -> dict[str, Any]:
     """Validate and complete a procedure's options (stored in workloads.options)."""
-    known = {"hyperopt": {"parallelism": n_partitions, "n_startup_jobs": 5},
-             "asha": {"min_epochs": 1, "eta": 3},
-             "hyperband": {"min_epochs": 1, "eta": 3},
-             "pbt": {"interval": 1, "quantile": 0.25, "perturb": [0.8, 1.2],
-                     "resample_probability": 0.25}}.get(procedure, {})
+    procedures: dict[str, dict[str, Any]] = {
+        "hyperopt": {"parallelism": n_partitions, "n_startup_jobs": 5},
+        "asha": {"min_epochs": 1, "eta": 3},
+        "hyperband": {"min_epochs": 1, "eta": 3},
+        "pbt": {
+            "interval": 1,
+            "quantile": 0.25,
+            "perturb": [0.8, 1.2],
+            "resample_probability": 0.25,
+        },
+    }
+    known = procedures.get(procedure, {})
     unknown = sorted(set(options) - set(known))
     if unknown:
-        raise CerebroError(f"search {procedure!r} does not take option(s) {unknown}",
-                           hint=f"options of {procedure}: {', '.join(sorted(known)) or 'none'}")
+        raise CerebroError(
+            f"search {procedure!r} does not take option(s) {unknown}",
+            hint=f"options of {procedure}: {', '.join(sorted(known)) or 'none'}",
+        )
     out = {**known, **options}
     for k in ("parallelism", "n_startup_jobs", "min_epochs", "eta", "interval"):
         if k in out and (not isinstance(out[k], int) or out[k] < 1):
@@ -75,8 +87,7 @@ def check_options(procedure: str, options: dict[str, Any], max_epochs: int,
     if "eta" in out and out["eta"] < 2:
         raise CerebroError(f"option eta must be at least 2, got {out['eta']}")
     if "min_epochs" in out and out["min_epochs"] > max_epochs:
-        raise CerebroError(f"min_epochs ({out['min_epochs']}) exceeds max_epochs "
-                           f"({max_epochs})")
+        raise CerebroError(f"min_epochs ({out['min_epochs']}) exceeds max_epochs ({max_epochs})")
     if "quantile" in out and not 0 < out["quantile"] <= 0.5:
         raise CerebroError(f"option quantile must be in (0, 0.5], got {out['quantile']}")
     return out
@@ -105,7 +116,7 @@ def _hp_space(space: search.Space) -> dict[str, Any]:
 
 def to_internal(space: search.Space, params: dict[str, Any]) -> tuple[dict | None, str | None]:
     """hyperopt's internal values of a config (choice -> index), or why it is outside."""
-    vals = {}
+    vals: dict[str, Any] = {}
     for name, (prim, a) in space.entries.items():
         if name not in params:
             return None, f"parameter {name!r} is missing"
@@ -133,14 +144,20 @@ def from_internal(space: search.Space, vals: dict[str, Any]) -> dict[str, Any]:
         elif prim == "randint":
             out[name] = int(v)
         elif prim in ("quniform", "qloguniform") and all(float(x).is_integer() for x in a):
-            out[name] = int(round(float(v)))
+            out[name] = round(float(v))
         else:
             out[name] = float(v)
     return out
 
 
-def _trial_docs(plpy: Any, w: store.Workload, space: search.Space, domain: Any,
-                trials: Any, configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _trial_docs(
+    plpy: Any,
+    w: store.Workload,
+    space: search.Space,
+    domain: Any,
+    trials: Any,
+    configs: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
     """Tell TPE every config so far (human ones too) as a finished hyperopt trial.
 
     A config outside the search space cannot be told; that is noted once as an event.
@@ -154,9 +171,14 @@ def _trial_docs(plpy: Any, w: store.Workload, space: search.Space, domain: Any,
         vals, why = to_internal(space, c["params"])
         if vals is None:
             if c["config_id"] not in already_noted:
-                store.record_event(plpy, NOT_TOLD, workload_id=w.workload_id,
-                                   config_id=c["config_id"], actor="automl:hyperopt",
-                                   detail={"reason": f"outside the search space: {why}"})
+                store.record_event(
+                    plpy,
+                    NOT_TOLD,
+                    workload_id=w.workload_id,
+                    config_id=c["config_id"],
+                    actor="automl:hyperopt",
+                    detail={"reason": f"outside the search space: {why}"},
+                )
             continue
         if c["status"] == "failed":
             result = {"status": base.STATUS_FAIL}
@@ -164,8 +186,13 @@ def _trial_docs(plpy: Any, w: store.Workload, space: search.Space, domain: Any,
             result = {"status": base.STATUS_OK, "loss": float("inf")}
         else:
             result = {"status": base.STATUS_OK, "loss": float(c["loss"])}
-        misc = {"tid": tid, "cmd": domain.cmd, "workdir": None,
-                "idxs": {k: [tid] for k in vals}, "vals": {k: [v] for k, v in vals.items()}}
+        misc = {
+            "tid": tid,
+            "cmd": domain.cmd,
+            "workdir": None,
+            "idxs": {k: [tid] for k in vals},
+            "vals": {k: [v] for k, v in vals.items()},
+        }
         doc = trials.new_trial_docs([tid], [None], [result], [misc])[0]
         doc["state"] = base.JOB_STATE_DONE
         docs.append(doc)
@@ -195,8 +222,11 @@ def _tpe_step(plpy: Any, w: store.Workload) -> int:
         seed = int(np.random.default_rng([int(w.seed) % (2**63), tid]).integers(2**31 - 1))
         new = tpe.suggest([tid], domain, trials, seed, n_startup_jobs=opts["n_startup_jobs"])
         vals = {k: v[0] for k, v in new[0]["misc"]["vals"].items() if v}
-        params = {**search.defaults(w.param_schema), **w.fixed_params,
-                  **from_internal(space, vals)}
+        params = {
+            **search.defaults(w.param_schema),
+            **w.fixed_params,
+            **from_internal(space, vals),
+        }
         store.insert_config(plpy, w.workload_id, params, int(w.seed) * 1000 + tid)
         new[0]["result"] = {"status": base.STATUS_OK, "loss": float("inf")}
         new[0]["state"] = base.JOB_STATE_DONE
@@ -224,8 +254,9 @@ def _bracket_of(w: store.Workload, configs: list[dict[str, Any]], config_id: int
 
 def _brackets(w: store.Workload) -> list[int]:
     o = w.options
-    out, m = [], o["min_epochs"]
-    while m <= w.max_epochs or not out:      # s = 0 .. floor(log_eta(max / min))
+    out: list[int] = []
+    m = o["min_epochs"]
+    while m <= w.max_epochs or not out:  # s = 0 .. floor(log_eta(max / min))
         out.append(m)
         m *= o["eta"]
     return out
@@ -241,19 +272,19 @@ def _asha_on_epoch(plpy: Any, w: store.Workload, config_id: int, epoch: int) -> 
     # a human who resumed this config after AutoML stopped it has the last word at this rung
     if (me["last_actor"] or "").startswith("human:") and _human_resumed(plpy, config_id):
         return
-    scores = {k: v for k, v in _objective_at(plpy, w, epoch).items()
-              if _bracket_of(w, configs, k) == b}
+    scores = {
+        k: v for k, v in _objective_at(plpy, w, epoch).items() if _bracket_of(w, configs, k) == b
+    }
     if config_id not in scores:
         return
-    top = sorted(scores, key=lambda k: (scores[k], k))[:len(scores) // w.options["eta"]]
+    top = sorted(scores, key=lambda k: (scores[k], k))[: len(scores) // w.options["eta"]]
     if config_id not in top:
         store.set_status(plpy, config_id, "stopped")
 
 
 def _human_resumed(plpy: Any, config_id: int) -> bool:
     last = store.last_stop_or_resume(plpy, config_id)
-    return last is not None and last["action"] == "resume" and \
-        last["actor"].startswith("human:")
+    return last is not None and last["action"] == "resume" and last["actor"].startswith("human:")
 
 
 def _asha_step(plpy: Any, w: store.Workload) -> int:
@@ -268,9 +299,12 @@ def _asha_step(plpy: Any, w: store.Workload) -> int:
         rs = rungs(_brackets(w)[b], eta, c["max_epochs"])
         if c["epoch"] not in rs:
             continue
-        scores = {k: v for k, v in _objective_at(plpy, w, c["epoch"]).items()
-                  if _bracket_of(w, configs, k) == b}
-        top = sorted(scores, key=lambda k: (scores[k], k))[:len(scores) // eta]
+        scores = {
+            k: v
+            for k, v in _objective_at(plpy, w, c["epoch"]).items()
+            if _bracket_of(w, configs, k) == b
+        }
+        top = sorted(scores, key=lambda k: (scores[k], k))[: len(scores) // eta]
         if c["config_id"] in top:
             store.set_status(plpy, c["config_id"], "active")
             promoted += 1
@@ -303,8 +337,9 @@ def _pbt_on_epoch(plpy: Any, w: store.Workload, config_id: int, epoch: int) -> N
     steering.clone(plpy, donor, json.dumps(new), False, None, None)
 
 
-def _perturb(space: search.Space, params: dict[str, Any], o: dict[str, Any],
-             rng: random.Random) -> dict[str, Any]:
+def _perturb(
+    space: search.Space, params: dict[str, Any], o: dict[str, Any], rng: random.Random
+) -> dict[str, Any]:
     """Explore: scale numeric searched params, resample choices with some probability."""
     out = {}
     for name, (prim, a) in space.entries.items():
@@ -315,7 +350,7 @@ def _perturb(space: search.Space, params: dict[str, Any], o: dict[str, Any],
         elif isinstance(v, (int, float)):
             x = v * rng.choice(o["perturb"])
             x = min(max(x, a[0]), a[1])
-            out[name] = int(round(x)) if prim in ("randint",) else x
+            out[name] = round(x) if prim in ("randint",) else x
     return out
 
 

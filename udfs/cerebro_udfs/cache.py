@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 class LRU:
-    def __init__(self, max_items: int, max_bytes: int | None = None,
-                 size_of: Callable[[Any], int] = lambda v: 0) -> None:
+    def __init__(
+        self,
+        max_items: int,
+        max_bytes: int | None = None,
+        size_of: Callable[[Any], int] = lambda v: 0,
+    ) -> None:
         self.items: OrderedDict[Any, Any] = OrderedDict()
         self.max_items = max_items
         self.max_bytes = max_bytes
@@ -36,11 +41,12 @@ class LRU:
             self.bytes -= self.size_of(self.items.pop(key))
         size = self.size_of(value)
         if self.max_bytes is not None and size > self.max_bytes:
-            return                      # too large to keep: correctness does not need it
+            return  # too large to keep: correctness does not need it
         self.items[key] = value
         self.bytes += size
         while len(self.items) > self.max_items or (
-                self.max_bytes is not None and self.bytes > self.max_bytes):
+            self.max_bytes is not None and self.bytes > self.max_bytes
+        ):
             _, old = self.items.popitem(last=False)
             self.bytes -= self.size_of(old)
 
@@ -65,7 +71,12 @@ def models(GD: dict) -> LRU:
 def info(GD: dict) -> dict[str, Any]:
     out = {}
     for name, lru in (("partitions", partitions(GD)), ("models", models(GD))):
-        out[name] = {"items": len(lru.items), "bytes": lru.bytes, "hits": lru.hits,
-                     "misses": lru.misses, "max_items": lru.max_items,
-                     "max_bytes": lru.max_bytes}
+        out[name] = {
+            "items": len(lru.items),
+            "bytes": lru.bytes,
+            "hits": lru.hits,
+            "misses": lru.misses,
+            "max_items": lru.max_items,
+            "max_bytes": lru.max_bytes,
+        }
     return out

@@ -16,7 +16,7 @@ from .errors import CerebroError
 class Column:
     name: str
     type_name: str
-    category: str          # pg_type.typcategory of the column (A = array)
+    category: str  # pg_type.typcategory of the column (A = array)
     elem_category: str | None
     is_integer: bool
 
@@ -24,7 +24,7 @@ class Column:
 @dataclass(frozen=True)
 class Relation:
     oid: int
-    qualified: str         # quoted schema.name, safe to splice into SQL
+    qualified: str  # quoted schema.name, safe to splice into SQL
     display: str
     columns: dict[str, Column]
 
@@ -32,15 +32,19 @@ class Relation:
 _INTEGER_TYPES = {"smallint", "integer", "bigint"}
 # to_regclass resolves the name as the caller's search_path would; tables, views,
 # materialized views, partitioned and foreign tables can be read
-RELATION_SQL = ("select c.oid, n.nspname, c.relname from pg_class c "
-                "join pg_namespace n on n.oid = c.relnamespace "
-                "where c.oid = to_regclass($1) and c.relkind in ('r','v','m','p','f')")
-COLUMNS_SQL = ("select a.attname, format_type(a.atttypid, a.atttypmod) as type_name, "
-               "t.typcategory, et.typcategory as elem_category "
-               "from pg_attribute a join pg_type t on t.oid = a.atttypid "
-               "left join pg_type et on et.oid = t.typelem and t.typcategory = 'A' "
-               "where a.attrelid = $1 and a.attnum > 0 and not a.attisdropped "
-               "order by a.attnum")
+RELATION_SQL = (
+    "select c.oid, n.nspname, c.relname from pg_class c "
+    "join pg_namespace n on n.oid = c.relnamespace "
+    "where c.oid = to_regclass($1) and c.relkind in ('r','v','m','p','f')"
+)
+COLUMNS_SQL = (
+    "select a.attname, format_type(a.atttypid, a.atttypmod) as type_name, "
+    "t.typcategory, et.typcategory as elem_category "
+    "from pg_attribute a join pg_type t on t.oid = a.atttypid "
+    "left join pg_type et on et.oid = t.typelem and t.typcategory = 'A' "
+    "where a.attrelid = $1 and a.attnum > 0 and not a.attisdropped "
+    "order by a.attnum"
+)
 
 
 def resolve_relation(plpy: Any, name: str) -> Relation:
@@ -52,12 +56,19 @@ def resolve_relation(plpy: Any, name: str) -> Relation:
     except plpy.SPIError as e:
         raise CerebroError(f"source {name!r} is not a valid relation name: {e}") from None
     if not rows:
-        raise CerebroError(f"source relation {name!r} does not exist",
-                           hint="give a table or view name, optionally schema-qualified")
+        raise CerebroError(
+            f"source relation {name!r} does not exist",
+            hint="give a table or view name, optionally schema-qualified",
+        )
     r = rows[0]
     qualified = f"{plpy.quote_ident(r['nspname'])}.{plpy.quote_ident(r['relname'])}"
     cols = {}
     for c in plpy.execute(plpy.prepare(COLUMNS_SQL, ["oid"]), [r["oid"]]):
-        cols[c["attname"]] = Column(c["attname"], c["type_name"], c["typcategory"],
-                                    c["elem_category"], c["type_name"] in _INTEGER_TYPES)
+        cols[c["attname"]] = Column(
+            c["attname"],
+            c["type_name"],
+            c["typcategory"],
+            c["elem_category"],
+            c["type_name"] in _INTEGER_TYPES,
+        )
     return Relation(r["oid"], qualified, f"{r['nspname']}.{r['relname']}", cols)

@@ -28,30 +28,41 @@ def check_present(values: list[Any], what: str, column: str, first_row: int = 1)
     """One clear error for the first NULL image or text."""
     for i, v in enumerate(values):
         if v is None:
-            raise CerebroError(f"{what} {column!r} is NULL in row {first_row + i} of the source",
-                               hint="filter those rows (or coalesce them) in a view and load "
-                                    "that")
+            raise CerebroError(
+                f"{what} {column!r} is NULL in row {first_row + i} of the source",
+                hint="filter those rows (or coalesce them) in a view and load that",
+            )
 
 
 # ---------------------------------------------------------------- images
 
-def image_encoding(image_size: list[int] | None, channels: int | None,
-                   column: str) -> dict[str, Any]:
+
+def image_encoding(
+    image_size: list[int] | None, channels: int | None, column: str
+) -> dict[str, Any]:
     if image_size is None:
-        raise CerebroError(f"feature {column!r} holds image bytes; say what size to decode to",
-                           hint="image_size => ARRAY[height, width], e.g. ARRAY[64, 64]")
+        raise CerebroError(
+            f"feature {column!r} holds image bytes; say what size to decode to",
+            hint="image_size => ARRAY[height, width], e.g. ARRAY[64, 64]",
+        )
     if len(image_size) != 2 or any(v is None or not 8 <= int(v) <= 4096 for v in image_size):
-        raise CerebroError(f"image_size must be [height, width] between 8 and 4096, "
-                           f"got {list(image_size)}")
+        raise CerebroError(
+            f"image_size must be [height, width] between 8 and 4096, got {list(image_size)}"
+        )
     channels = 3 if channels is None else int(channels)
     if channels not in (1, 3):
         raise CerebroError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels}")
-    return {"kind": "image", "size": [int(v) for v in image_size], "channels": channels,
-            "scale": "1/255"}
+    return {
+        "kind": "image",
+        "size": [int(v) for v in image_size],
+        "channels": channels,
+        "scale": "1/255",
+    }
 
 
-def decode_images(values: Iterable[bytes | None], enc: dict[str, Any],
-                  column: str, first_row: int = 1) -> np.ndarray:
+def decode_images(
+    values: Iterable[bytes | None], enc: dict[str, Any], column: str, first_row: int = 1
+) -> np.ndarray:
     """Decode, convert and resize every image; returns (n, h, w, c) float32 in [0, 1]."""
     from PIL import Image, UnidentifiedImageError
 
@@ -60,7 +71,7 @@ def decode_images(values: Iterable[bytes | None], enc: dict[str, Any],
     out: list[np.ndarray] = []
     given = list(values)
     check_present(given, "image", column, first_row)
-    for i, raw in enumerate(cast(list[bytes], given)):      # none is NULL: checked above
+    for i, raw in enumerate(cast(list[bytes], given)):  # none is NULL: checked above
         try:
             with Image.open(io.BytesIO(bytes(raw))) as opened:
                 img = opened.convert(mode)
@@ -68,9 +79,10 @@ def decode_images(values: Iterable[bytes | None], enc: dict[str, Any],
                     img = img.resize((w, h), Image.Resampling.BILINEAR)
                 arr = np.asarray(img, dtype=np.uint8)
         except (UnidentifiedImageError, OSError, ValueError) as e:
-            raise CerebroError(f"image {column!r} in row {first_row + i} of the source cannot "
-                               f"be decoded: {e}",
-                               hint="images are PNG, JPEG, GIF, BMP, TIFF or WebP bytes") from None
+            raise CerebroError(
+                f"image {column!r} in row {first_row + i} of the source cannot be decoded: {e}",
+                hint="images are PNG, JPEG, GIF, BMP, TIFF or WebP bytes",
+            ) from None
         out.append(arr.reshape(h, w, enc["channels"]))
     if not out:
         return np.zeros((0, h, w, enc["channels"]), dtype=np.float32)
@@ -79,18 +91,24 @@ def decode_images(values: Iterable[bytes | None], enc: dict[str, Any],
 
 # ---------------------------------------------------------------- text
 
-def text_encoding(max_length: int | None, vocabulary_size: int | None, lowercase: bool | None,
-                  column: str) -> dict[str, Any]:
+
+def text_encoding(
+    max_length: int | None, vocabulary_size: int | None, lowercase: bool | None, column: str
+) -> dict[str, Any]:
     max_length = DEFAULT_MAX_LENGTH if max_length is None else int(max_length)
     if not 4 <= max_length <= 4096:
         raise CerebroError(f"max_length must be between 4 and 4096 tokens, got {max_length}")
-    vocabulary_size = DEFAULT_VOCABULARY_SIZE if vocabulary_size is None else \
-        int(vocabulary_size)
+    vocabulary_size = DEFAULT_VOCABULARY_SIZE if vocabulary_size is None else int(vocabulary_size)
     if not 100 <= vocabulary_size <= 1_000_000:
-        raise CerebroError(f"vocabulary_size must be between 100 and 1000000, "
-                           f"got {vocabulary_size}")
-    return {"kind": "text", "max_length": max_length, "vocabulary_size": vocabulary_size,
-            "lowercase": True if lowercase is None else bool(lowercase)}
+        raise CerebroError(
+            f"vocabulary_size must be between 100 and 1000000, got {vocabulary_size}"
+        )
+    return {
+        "kind": "text",
+        "max_length": max_length,
+        "vocabulary_size": vocabulary_size,
+        "lowercase": True if lowercase is None else bool(lowercase),
+    }
 
 
 def build_vocabulary(texts: list[str], enc: dict[str, Any]) -> list[str]:
@@ -102,9 +120,13 @@ def build_vocabulary(texts: list[str], enc: dict[str, Any]) -> list[str]:
     from tokenizers import BertWordPieceTokenizer
 
     tok = BertWordPieceTokenizer(lowercase=enc["lowercase"])
-    tok.train_from_iterator(sorted(texts), vocab_size=enc["vocabulary_size"],
-                            min_frequency=1, special_tokens=SPECIAL_TOKENS,
-                            show_progress=False)
+    tok.train_from_iterator(
+        sorted(texts),
+        vocab_size=enc["vocabulary_size"],
+        min_frequency=1,
+        special_tokens=SPECIAL_TOKENS,
+        show_progress=False,
+    )
     vocab = tok.get_vocab()
     return sorted(vocab, key=vocab.__getitem__)
 
@@ -112,8 +134,9 @@ def build_vocabulary(texts: list[str], enc: dict[str, Any]) -> list[str]:
 def check_vocabulary(vocabulary: list[str]) -> list[str]:
     """A user's vocabulary (one token per entry, id = position)."""
     if not vocabulary:
-        raise CerebroError("vocabulary is empty",
-                           hint="pass one token per array element, '[PAD]' first")
+        raise CerebroError(
+            "vocabulary is empty", hint="pass one token per array element, '[PAD]' first"
+        )
     if any(not isinstance(t, str) or not t for t in vocabulary):
         raise CerebroError("vocabulary entries must be non-empty strings")
     if len(set(vocabulary)) != len(vocabulary):
@@ -121,21 +144,29 @@ def check_vocabulary(vocabulary: list[str]) -> list[str]:
         raise CerebroError(f"vocabulary has token {dup!r} more than once")
     missing = [t for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]") if t not in vocabulary]
     if missing or vocabulary[0] != "[PAD]":
-        raise CerebroError("vocabulary must start with '[PAD]' and contain '[UNK]', '[CLS]' "
-                           "and '[SEP]'" + (f" (missing {missing})" if missing else ""),
-                           hint="a BERT vocab.txt has them; padding is id 0")
+        raise CerebroError(
+            "vocabulary must start with '[PAD]' and contain '[UNK]', '[CLS]' "
+            "and '[SEP]'" + (f" (missing {missing})" if missing else ""),
+            hint="a BERT vocab.txt has them; padding is id 0",
+        )
     return list(vocabulary)
 
 
-def tokenize(texts: list[str | None], enc: dict[str, Any], vocabulary: list[str],
-             column: str, first_row: int = 1) -> np.ndarray:
+def tokenize(
+    texts: list[str | None],
+    enc: dict[str, Any],
+    vocabulary: list[str],
+    column: str,
+    first_row: int = 1,
+) -> np.ndarray:
     """Token ids, (n, max_length) float32 (ids < 2**24 are exact in float32)."""
     from tokenizers import BertWordPieceTokenizer
 
     check_present(texts, "text", column, first_row)
     n = enc["max_length"]
-    tok = BertWordPieceTokenizer(vocab={t: i for i, t in enumerate(vocabulary)},
-                                 lowercase=enc["lowercase"])
+    tok = BertWordPieceTokenizer(
+        vocab={t: i for i, t in enumerate(vocabulary)}, lowercase=enc["lowercase"]
+    )
     tok.enable_truncation(max_length=n)
     tok.enable_padding(length=n, pad_id=0, pad_token="[PAD]")
     ids = [e.ids for e in tok.encode_batch(list(texts))]

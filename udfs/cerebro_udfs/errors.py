@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,10 +32,8 @@ def _sql_error_class(plpy: Any) -> type:
     cls = getattr(plpy, "_cerebro_error_class", None)
     if cls is None:
         cls = type("cerebro", (plpy.Error,), {"__module__": "builtins"})
-        try:
+        with contextlib.suppress(AttributeError):
             plpy._cerebro_error_class = cls
-        except AttributeError:
-            pass
     return cls
 
 
@@ -54,7 +54,7 @@ def sql_errors(fn: F) -> F:
             message = str(e.args[0]) if e.args else str(e)
             if not message.startswith(PREFIX):
                 raise
-            message, hint = message[len(PREFIX):], getattr(e, "hint", None)
+            message, hint = message[len(PREFIX) :], getattr(e, "hint", None)
             sqlstate = getattr(e, "sqlstate", None) or "22023"
         err = _sql_error_class(plpy)(message)
         err.hint = hint

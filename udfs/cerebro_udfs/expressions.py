@@ -18,23 +18,81 @@ from sqlglot import exp
 from .errors import CerebroError
 
 NUMERIC_TYPES = {
-    exp.DataType.Type.SMALLINT, exp.DataType.Type.INT, exp.DataType.Type.BIGINT,
-    exp.DataType.Type.FLOAT, exp.DataType.Type.DOUBLE, exp.DataType.Type.DECIMAL,
+    exp.DataType.Type.SMALLINT,
+    exp.DataType.Type.INT,
+    exp.DataType.Type.BIGINT,
+    exp.DataType.Type.FLOAT,
+    exp.DataType.Type.DOUBLE,
+    exp.DataType.Type.DECIMAL,
 }
 
 # Node types (other than function calls) that compute and cannot reach outside the row.
 _ALLOWED_NODES = (
-    exp.Column, exp.Identifier, exp.Literal, exp.Paren, exp.Neg, exp.Add, exp.Sub, exp.Mul,
-    exp.Div, exp.Mod, exp.Pow, exp.Cast, exp.DataType, exp.Case, exp.If, exp.EQ, exp.NEQ,
-    exp.GT, exp.GTE, exp.LT, exp.LTE, exp.And, exp.Or, exp.Not, exp.Boolean, exp.Null, exp.Is,
+    exp.Column,
+    exp.Identifier,
+    exp.Literal,
+    exp.Paren,
+    exp.Neg,
+    exp.Add,
+    exp.Sub,
+    exp.Mul,
+    exp.Div,
+    exp.Mod,
+    exp.Pow,
+    exp.Cast,
+    exp.DataType,
+    exp.Case,
+    exp.If,
+    exp.EQ,
+    exp.NEQ,
+    exp.GT,
+    exp.GTE,
+    exp.LT,
+    exp.LTE,
+    exp.And,
+    exp.Or,
+    exp.Not,
+    exp.Boolean,
+    exp.Null,
+    exp.Is,
 )
 # Pure math functions, by their SQL name (sqlglot's own or, for unmodelled ones, as written).
-ALLOWED_FUNCTIONS = frozenset({
-    "abs", "ln", "log", "log10", "exp", "sqrt", "cbrt", "floor", "ceil", "ceiling", "round",
-    "trunc", "sign", "greatest", "least", "coalesce", "nullif", "power", "mod", "sin", "cos",
-    "tan", "asin", "acos", "atan", "atan2", "sinh", "cosh", "tanh", "degrees", "radians",
-    "width_bucket",
-})
+ALLOWED_FUNCTIONS = frozenset(
+    {
+        "abs",
+        "ln",
+        "log",
+        "log10",
+        "exp",
+        "sqrt",
+        "cbrt",
+        "floor",
+        "ceil",
+        "ceiling",
+        "round",
+        "trunc",
+        "sign",
+        "greatest",
+        "least",
+        "coalesce",
+        "nullif",
+        "power",
+        "mod",
+        "sin",
+        "cos",
+        "tan",
+        "asin",
+        "acos",
+        "atan",
+        "atan2",
+        "sinh",
+        "cosh",
+        "tanh",
+        "degrees",
+        "radians",
+        "width_bucket",
+    }
+)
 
 
 def validate(text: str, columns: Iterable[str]) -> tuple[str, list[str]]:
@@ -51,11 +109,13 @@ def validate(text: str, columns: Iterable[str]) -> tuple[str, list[str]]:
     try:
         parsed = sqlglot.parse(text, read="postgres")
     except sqlglot.errors.SqlglotError as e:
-        raise CerebroError(f"feature {text!r} is not a valid SQL expression: {_first_line(e)}",
-                           hint=_HINT) from None
+        raise CerebroError(
+            f"feature {text!r} is not a valid SQL expression: {_first_line(e)}", hint=_HINT
+        ) from None
     if len(parsed) != 1 or parsed[0] is None:
-        raise CerebroError(f"feature {text!r} must be one expression, not several statements",
-                           hint=_HINT)
+        raise CerebroError(
+            f"feature {text!r} must be one expression, not several statements", hint=_HINT
+        )
     tree = parsed[0]
     used: list[str] = []
     for node in tree.walk():
@@ -64,34 +124,44 @@ def validate(text: str, columns: Iterable[str]) -> tuple[str, list[str]]:
             if name.lower() not in ALLOWED_FUNCTIONS:
                 raise CerebroError(
                     f"feature {text!r} calls function {name.lower()!r}, which is not allowed",
-                    hint=_HINT)
+                    hint=_HINT,
+                )
             continue
         if not isinstance(node, _ALLOWED_NODES):
             raise CerebroError(
                 f"feature {text!r} uses {_describe(node)}, which is not allowed in a feature",
-                hint=_HINT)
+                hint=_HINT,
+            )
         if isinstance(node, exp.Column):
             if node.table or node.args.get("db"):
                 raise CerebroError(
                     f"feature {text!r}: qualified column {node.sql()} is not allowed; "
-                    "name columns of the source without a table prefix", hint=_HINT)
+                    "name columns of the source without a table prefix",
+                    hint=_HINT,
+                )
             if node.name not in cols:
                 raise CerebroError(
                     f"feature {text!r} refers to unknown column {node.name!r}",
-                    hint=f"columns of the source: {', '.join(sorted(cols))}")
+                    hint=f"columns of the source: {', '.join(sorted(cols))}",
+                )
             used.append(node.name)
         elif isinstance(node, exp.Literal) and node.is_string:
-            raise CerebroError(f"feature {text!r} contains a string literal; features are "
-                               "numeric", hint=_HINT)
+            raise CerebroError(
+                f"feature {text!r} contains a string literal; features are numeric", hint=_HINT
+            )
         elif isinstance(node, exp.DataType) and node.this not in NUMERIC_TYPES:
-            raise CerebroError(f"feature {text!r} casts to {node.sql()}; only numeric casts "
-                               "are allowed", hint=_HINT)
+            raise CerebroError(
+                f"feature {text!r} casts to {node.sql()}; only numeric casts are allowed",
+                hint=_HINT,
+            )
     return tree.sql(dialect="postgres", identify=True), sorted(set(used))
 
 
-_HINT = ("a feature is a column name or an expression over columns with numbers, + - * / % ^, "
-         "comparisons, CASE, casts to numeric types and the functions "
-         + ", ".join(sorted(ALLOWED_FUNCTIONS)))
+_HINT = (
+    "a feature is a column name or an expression over columns with numbers, + - * / % ^, "
+    "comparisons, CASE, casts to numeric types and the functions "
+    + ", ".join(sorted(ALLOWED_FUNCTIONS))
+)
 
 
 def _describe(node: object) -> str:

@@ -9,7 +9,8 @@ fails on PostgreSQL exactly as it would on a segment, instead of only in product
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 _GUARDED = ("execute", "prepare", "cursor")
 
@@ -25,7 +26,8 @@ def segment_safe(plpy: Any) -> Iterator[None]:
     def refuse(*_args: Any, **_kwargs: Any) -> Any:
         raise SegmentSafetyError(
             "database access (plpy.execute/prepare/cursor) is not allowed in the training "
-            "and evaluation path: it must be segment-safe and take data from its arguments")
+            "and evaluation path: it must be segment-safe and take data from its arguments"
+        )
 
     for name in saved:
         setattr(plpy, name, refuse)

@@ -9,6 +9,7 @@ PostgreSQL then processes the pending cancel as usual. Outside a backend this is
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 from typing import Any
 
@@ -22,10 +23,8 @@ def _flags() -> list[Any]:
         try:
             main = ctypes.CDLL(None)
             for name in ("QueryCancelPending", "ProcDiePending"):
-                try:
+                with contextlib.suppress(ValueError):
                     found.append(ctypes.c_int.in_dll(main, name))
-                except ValueError:
-                    pass
         except OSError:
             pass
         _FLAGS = found
@@ -46,8 +45,9 @@ def callback() -> Any:
     class CheckInterrupts(keras.callbacks.Callback):
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             if pending():
-                raise Interrupted("canceled by PostgreSQL (cancel request, statement_timeout "
-                                  "or termination)")
+                raise Interrupted(
+                    "canceled by PostgreSQL (cancel request, statement_timeout or termination)"
+                )
 
         on_test_batch_end = on_train_batch_end
 

@@ -49,21 +49,46 @@ def _object(text: str | None, what: str) -> Any:
         raise CerebroError(f"{what} are not valid JSON: {e}") from None
 
 
-def launch(plpy: Any, name: str, model: str, train: str, valid: str | None, search_name: str,
-           space_json: str | None, num_configs: int | None, max_epochs: int, objective: str,
-           seed: int, params_json: str | None, priority: int,
-           options_json: str | None = None) -> int:
+def launch(
+    plpy: Any,
+    name: str,
+    model: str,
+    train: str,
+    valid: str | None,
+    search_name: str,
+    space_json: str | None,
+    num_configs: int | None,
+    max_epochs: int,
+    objective: str,
+    seed: int,
+    params_json: str | None,
+    priority: int,
+    options_json: str | None = None,
+) -> int:
     """``cerebro.launch`` with the SQL function's arguments (jsonb as text)."""
-    return create(plpy, Request(
-        name, model, train, valid, search_name, _object(space_json, "space/params"),
-        num_configs, max_epochs, objective, seed, _object(params_json, "space/params"),
-        priority, _object(options_json, "options")))
+    return create(
+        plpy,
+        Request(
+            name,
+            model,
+            train,
+            valid,
+            search_name,
+            _object(space_json, "space/params"),
+            num_configs,
+            max_epochs,
+            objective,
+            seed,
+            _object(params_json, "space/params"),
+            priority,
+            _object(options_json, "options"),
+        ),
+    )
 
 
 def _check_name(plpy: Any, name: str) -> None:
     if not isinstance(name, str) or not names.WORKLOAD_NAME.match(name):
-        raise CerebroError(f"workload name {name!r} is not valid",
-                           hint=names.WORKLOAD_NAME_HINT)
+        raise CerebroError(f"workload name {name!r} is not valid", hint=names.WORKLOAD_NAME_HINT)
     if store.workload_exists(plpy, name):
         raise CerebroError(f"workload {name!r} already exists")
 
@@ -71,16 +96,19 @@ def _check_name(plpy: Any, name: str) -> None:
 def _model(plpy: Any, model: str) -> store.Model:
     m = store.find_model(plpy, model)
     if m is None:
-        raise CerebroError(f"model {model!r} does not exist",
-                           hint=f"models: {', '.join(store.model_names(plpy))}")
+        raise CerebroError(
+            f"model {model!r} does not exist", hint=f"models: {', '.join(store.model_names(plpy))}"
+        )
     return m
 
 
 def _dataset(plpy: Any, name: str, role: str) -> store.Dataset:
     ds = store.find_dataset(plpy, name)
     if ds is None:
-        raise CerebroError(f"{role} dataset {name!r} does not exist",
-                           hint="load it first with cerebro.load_dataset(...)")
+        raise CerebroError(
+            f"{role} dataset {name!r} does not exist",
+            hint="load it first with cerebro.load_dataset(...)",
+        )
     return ds
 
 
@@ -94,21 +122,25 @@ def _datasets(plpy: Any, r: Request) -> tuple[store.Dataset, store.Dataset | Non
                 raise CerebroError(
                     f"validation dataset {r.valid!r} does not match the encoding of "
                     f"{r.train!r} ({what} differs)",
-                    hint=f"load it with like_dataset => '{r.train}'")
+                    hint=f"load it with like_dataset => '{r.train}'",
+                )
     return tr, va
 
 
 def _check_search(r: Request, has_valid: bool) -> str:
     """Checks the procedure, epochs and objective; returns the objective's direction."""
     if r.search not in SEARCHES:
-        raise CerebroError(f"search {r.search!r} is not known",
-                           hint=f"search is one of: {', '.join(SEARCHES)}")
+        raise CerebroError(
+            f"search {r.search!r} is not known", hint=f"search is one of: {', '.join(SEARCHES)}"
+        )
     if r.max_epochs is None or r.max_epochs < 1:
         raise CerebroError(f"max_epochs must be at least 1, got {r.max_epochs}")
     direction = search.objective_direction(r.objective)
     if r.objective.startswith("valid_") and not has_valid:
-        raise CerebroError(f"objective {r.objective!r} needs a validation dataset",
-                           hint="give valid => 'dataset', or use a train_ objective")
+        raise CerebroError(
+            f"objective {r.objective!r} needs a validation dataset",
+            hint="give valid => 'dataset', or use a train_ objective",
+        )
     return direction
 
 
@@ -127,7 +159,8 @@ def _points(r: Request, space: search.Space) -> list[dict[str, Any]]:
         if r.num_configs is not None and r.num_configs != len(points):
             raise CerebroError(
                 f"the grid over this space has {len(points)} configs, not {r.num_configs}",
-                hint="omit num_configs for grid search, or use search => 'random'")
+                hint="omit num_configs for grid search, or use search => 'random'",
+            )
         return points
     if r.num_configs is None or r.num_configs < 1:
         raise CerebroError(f"{r.search} search needs num_configs => N (N >= 1)")
@@ -146,22 +179,47 @@ def create(plpy: Any, r: Request) -> int:
     options = _options(r, tr.num_partitions)
     points = _points(r, space)
     num_configs = r.num_configs if r.search == "hyperopt" else len(points)
-    wid = store.create_workload(plpy, store.NewWorkload(
-        name=r.name, model_id=m.model_id, train_dataset=tr.dataset_id,
-        valid_dataset=va.dataset_id if va else None, search=r.search, space=r.space,
-        objective=r.objective, objective_direction=direction, max_epochs=r.max_epochs,
-        priority=r.priority, seed=r.seed, num_configs=num_configs, fixed_params=r.params,
-        options=options, parent_workload=r.parent_workload))
-    store.record_event(plpy, "launch", workload_id=wid, actor="human:" + store.current_user(
-        plpy), detail={"model": r.model, "train": r.train, "valid": r.valid,
-                       "search": r.search, "num_configs": num_configs,
-                       "max_epochs": r.max_epochs, "objective": r.objective,
-                       "options": options})
+    wid = store.create_workload(
+        plpy,
+        store.NewWorkload(
+            name=r.name,
+            model_id=m.model_id,
+            train_dataset=tr.dataset_id,
+            valid_dataset=va.dataset_id if va else None,
+            search=r.search,
+            space=r.space,
+            objective=r.objective,
+            objective_direction=direction,
+            max_epochs=r.max_epochs,
+            priority=r.priority,
+            seed=r.seed,
+            num_configs=num_configs,
+            fixed_params=r.params,
+            options=options,
+            parent_workload=r.parent_workload,
+        ),
+    )
+    store.record_event(
+        plpy,
+        "launch",
+        workload_id=wid,
+        actor="human:" + store.current_user(plpy),
+        detail={
+            "model": r.model,
+            "train": r.train,
+            "valid": r.valid,
+            "search": r.search,
+            "num_configs": num_configs,
+            "max_epochs": r.max_epochs,
+            "objective": r.objective,
+            "options": options,
+        },
+    )
     base = search.defaults(m.param_schema)
     for i, p in enumerate(points):
         # the steering trigger records the 'add' event (actor automl:<search>)
         store.insert_config(plpy, wid, {**base, **r.params, **p}, r.seed * 1000 + i)
     if r.search == "hyperopt":
-        automl.step(plpy, wid)                      # the first `parallelism` suggestions
+        automl.step(plpy, wid)  # the first `parallelism` suggestions
     store.notify_scheduler(plpy, "launch")
     return wid

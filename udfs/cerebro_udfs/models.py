@@ -7,7 +7,8 @@ import hashlib
 import json
 import threading
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, Literal
 
 from .errors import CerebroError
 from .roster import ROSTER
@@ -20,19 +21,23 @@ _SCRIPTS: dict[str, Callable[[dict], Any]] = {}
 def spec_key(spec: dict[str, Any]) -> str:
     """Identity of a model definition: a changed script never reuses a cached model."""
     h = hashlib.sha256()
-    h.update(json.dumps([spec.get("name"), spec.get("kind"), spec.get("entry_point"),
-                         spec.get("source")], sort_keys=True).encode())
+    h.update(
+        json.dumps(
+            [spec.get("name"), spec.get("kind"), spec.get("entry_point"), spec.get("source")],
+            sort_keys=True,
+        ).encode()
+    )
     return h.hexdigest()[:16]
 
 
-def load_entry_point(spec: dict[str, Any], timeout: float | None = None
-                     ) -> Callable[[dict], Any]:
+def load_entry_point(spec: dict[str, Any], timeout: float | None = None) -> Callable[[dict], Any]:
     name = spec.get("name", "?")
     if spec.get("kind") == "roster":
         fn = ROSTER.get(spec.get("entry_point") or name)
         if fn is None:
-            raise CerebroError(f"roster model {name!r} is not known",
-                               hint=f"roster: {', '.join(sorted(ROSTER))}")
+            raise CerebroError(
+                f"roster model {name!r} is not known", hint=f"roster: {', '.join(sorted(ROSTER))}"
+            )
         return fn
     key = spec_key(spec)
     if key in _SCRIPTS:
@@ -42,8 +47,10 @@ def load_entry_point(spec: dict[str, Any], timeout: float | None = None
     try:
         code = compile(source, f"<cerebro model {name}>", "exec")
     except SyntaxError as e:
-        raise CerebroError(f"model script {name!r} does not compile: line {e.lineno}: {e.msg}",
-                           hint="fix the Python source and register it again") from None
+        raise CerebroError(
+            f"model script {name!r} does not compile: line {e.lineno}: {e.msg}",
+            hint="fix the Python source and register it again",
+        ) from None
     namespace: dict[str, Any] = {"__name__": f"cerebro_model_{name}"}
     try:
         with _deadline(timeout or BUILD_TIMEOUT_S, f"model script {name!r} at import"):
@@ -51,18 +58,24 @@ def load_entry_point(spec: dict[str, Any], timeout: float | None = None
     except CerebroError:
         raise
     except BaseException as e:  # noqa: BLE001 - user code may raise anything
-        raise CerebroError(f"model script {name!r} raised while loading: {_describe(e)}") \
-            from None
+        raise CerebroError(f"model script {name!r} raised while loading: {_describe(e)}") from None
     fn = namespace.get(entry)
     if not callable(fn):
-        raise CerebroError(f"model script {name!r} has no function {entry!r}",
-                           hint="entry_point names a function def build(config) -> keras.Model")
+        raise CerebroError(
+            f"model script {name!r} has no function {entry!r}",
+            hint="entry_point names a function def build(config) -> keras.Model",
+        )
     _SCRIPTS[key] = fn
     return fn
 
 
-def build_model(spec: dict[str, Any], params: dict[str, Any], dataset: dict[str, Any],
-                seed: int, timeout: float | None = None) -> Any:
+def build_model(
+    spec: dict[str, Any],
+    params: dict[str, Any],
+    dataset: dict[str, Any],
+    seed: int,
+    timeout: float | None = None,
+) -> Any:
     """Build and compile a fresh model for ``params``; variables initialised from ``seed``."""
     import keras
 
@@ -82,17 +95,23 @@ def build_model(spec: dict[str, Any], params: dict[str, Any], dataset: dict[str,
     if not isinstance(model, keras.Model):
         raise CerebroError(
             f"model {name!r}: entry point returned {type(model).__name__}, not a keras.Model",
-            hint="return a compiled keras.Model (call model.compile(...) first)")
+            hint="return a compiled keras.Model (call model.compile(...) first)",
+        )
     if not getattr(model, "compiled", False) or model.optimizer is None:
-        raise CerebroError(f"model {name!r}: entry point returned a model that is not compiled",
-                           hint="call model.compile(optimizer=..., loss=...) before returning")
+        raise CerebroError(
+            f"model {name!r}: entry point returned a model that is not compiled",
+            hint="call model.compile(optimizer=..., loss=...) before returning",
+        )
     if not model.built:
         import numpy as np
+
         try:
             model(np.zeros((1, *dataset["feature_shape"]), dtype="float32"))
         except Exception as e:  # noqa: BLE001
-            raise CerebroError(f"model {name!r} does not accept inputs of shape "
-                               f"{dataset['feature_shape']}: {_describe(e)}") from None
+            raise CerebroError(
+                f"model {name!r} does not accept inputs of shape "
+                f"{dataset['feature_shape']}: {_describe(e)}"
+            ) from None
     model.optimizer.build(model.trainable_variables)
     return model
 
@@ -111,34 +130,55 @@ def dataset_meta(row: dict[str, Any]) -> dict[str, Any]:
         "task": row["task"],
         "num_classes": len(classes) if classes is not None else None,
         "classes": classes,
-        "input": enc["kind"],                          # numeric | image | text
+        "input": enc["kind"],  # numeric | image | text
         "vocabulary_size": enc.get("vocabulary_size"),  # text: token ids are < this
-        "max_length": enc.get("max_length"),            # text: tokens per row
+        "max_length": enc.get("max_length"),  # text: tokens per row
     }
 
 
-def training_config(ds: dict[str, Any], params: dict[str, Any], seed: int,
-                    partition: int | None, epoch: int, config_id: int | None) -> dict[str, Any]:
+def training_config(
+    ds: dict[str, Any],
+    params: dict[str, Any],
+    seed: int,
+    partition: int | None,
+    epoch: int,
+    config_id: int | None,
+) -> dict[str, Any]:
     """The ``config`` direct argument of the training/evaluation aggregates.
 
     ``ds`` is a ``cerebro.datasets`` row with ``version`` (its creation time as text): the
     partition cache key changes when a dataset of the same name is loaded again.
     """
-    cfg = {"params": params, "seed": seed, "epoch": epoch, "config_id": config_id,
-           "dataset": dataset_meta(ds), "dataset_id": ds["dataset_id"]}
+    cfg = {
+        "params": params,
+        "seed": seed,
+        "epoch": epoch,
+        "config_id": config_id,
+        "dataset": dataset_meta(ds),
+        "dataset_id": ds["dataset_id"],
+    }
     if partition is not None:
         cfg["partition"] = partition
         cfg["cache_key"] = f"{ds['dataset_id']}:{partition}:{ds['version']}"
     return cfg
 
 
-DATASET_COLUMNS = ("dataset_id, name, feature_shape, task, classes, num_partitions, encoding, "
-                   "extract(epoch from created_at)::text as version")
+DATASET_COLUMNS = (
+    "dataset_id, name, feature_shape, task, classes, num_partitions, encoding, "
+    "extract(epoch from created_at)::text as version"
+)
 
 
-EXAMPLE_DATASET = {"name": None, "feature_shape": [8], "task": "classification",
-                   "num_classes": 2, "classes": [0, 1], "input": "numeric",
-                   "vocabulary_size": None, "max_length": None}
+EXAMPLE_DATASET = {
+    "name": None,
+    "feature_shape": [8],
+    "task": "classification",
+    "num_classes": 2,
+    "classes": [0, 1],
+    "input": "numeric",
+    "vocabulary_size": None,
+    "max_length": None,
+}
 
 
 def _describe(e: BaseException) -> str:
@@ -170,7 +210,7 @@ class _deadline:
         self.done = False
         self.lock = threading.Lock()
 
-    def __enter__(self) -> "_deadline":
+    def __enter__(self) -> _deadline:
         target = threading.get_ident()
 
         def fire() -> None:
@@ -178,19 +218,23 @@ class _deadline:
                 if self.done:
                     return
                 self.fired = True
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(target),
-                                                           ctypes.py_object(BuildTimeout))
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(target), ctypes.py_object(BuildTimeout)
+                )
+
         self.timer = threading.Timer(self.seconds, fire)
         self.timer.daemon = True
         self.timer.start()
         return self
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Literal[False]:
         assert self.timer is not None
         with self.lock:
             self.done = True
         self.timer.cancel()
         if exc_type is BuildTimeout or (self.fired and exc_type is not None):
-            raise CerebroError(f"{self.what} did not finish within {self.seconds:g} s",
-                               hint="the script must return a compiled model promptly")
+            raise CerebroError(
+                f"{self.what} did not finish within {self.seconds:g} s",
+                hint="the script must return a compiled model promptly",
+            )
         return False

@@ -13,8 +13,9 @@ MODEL_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 MODEL_NAME_HINT = "lower-case letters, digits and _, starting with a letter or _"
 
 DATASET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,62}$")
-DATASET_NAME_HINT = ("dataset names start with a letter or _ and use letters, digits, _ . - "
-                     "(max 63)")
+DATASET_NAME_HINT = (
+    "dataset names start with a letter or _ and use letters, digits, _ . - (max 63)"
+)
 
 WORKLOAD_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./:-]{0,62}$")
 WORKLOAD_NAME_HINT = "letters, digits and _ . / : - (at most 63)"

@@ -32,15 +32,17 @@ _ROW = np.dtype([("len", ">i4"), ("v", ">f4")])
 # The data path: {rel} is a quoted relation, {col}/{x}/{y} quoted identifiers or checked SQL.
 NULL_COUNT_SQL = "select count(*) as n from {rel} where {col} is null"
 READ_SQL = "select {x} as x, {y} as y from {rel}"
-INSERT_BUFFER_SQL = ("insert into cerebro.buffers (dataset_id, __dist_key__, buffer_id, "
-                     "num_rows, x, y) values ($1, $2, $3, $4, $5, $6)")
+INSERT_BUFFER_SQL = (
+    "insert into cerebro.buffers (dataset_id, __dist_key__, buffer_id, "
+    "num_rows, x, y) values ($1, $2, $3, $4, $5, $6)"
+)
 INSERT_BUFFER_TYPES = ["int", "int", "int", "int", "bytea", "bytea"]
 
 
 @dataclass
 class Packed:
-    x: np.ndarray            # (n, *feature_shape) float32
-    y: np.ndarray            # (n,) int32 or float32
+    x: np.ndarray  # (n, *feature_shape) float32
+    y: np.ndarray  # (n,) int32 or float32
     feature_shape: list[int]
 
 
@@ -56,14 +58,25 @@ class _Features:
     arrays: list[str]
 
 
-def load_dataset(plpy: Any, name: str, source: str, features: list[str] | None,
-                 label: str | None, num_partitions: int | None = None,
-                 buffer_rows: int | None = None, seed: int = 0,
-                 like_dataset: str | None = None, task: str = "auto",
-                 normalization: str = "auto", image_size: list[int] | None = None,
-                 channels: int | None = None, max_length: int | None = None,
-                 vocabulary: list[str] | None = None, vocabulary_size: int | None = None,
-                 lowercase: bool | None = None) -> int:
+def load_dataset(
+    plpy: Any,
+    name: str,
+    source: str,
+    features: list[str] | None,
+    label: str | None,
+    num_partitions: int | None = None,
+    buffer_rows: int | None = None,
+    seed: int = 0,
+    like_dataset: str | None = None,
+    task: str = "auto",
+    normalization: str = "auto",
+    image_size: list[int] | None = None,
+    channels: int | None = None,
+    max_length: int | None = None,
+    vocabulary: list[str] | None = None,
+    vocabulary_size: int | None = None,
+    lowercase: bool | None = None,
+) -> int:
     """Pack ``source`` and register it as dataset ``name``; returns the dataset id.
 
     A single ``bytea`` feature column is decoded as images (``image_size``, ``channels``); a
@@ -76,22 +89,34 @@ def load_dataset(plpy: Any, name: str, source: str, features: list[str] | None,
     like = _like(plpy, like_dataset)
     features, label = _feature_and_label_names(rel, features, label, like)
     _check_choices(task, normalization)
-    enc = _encoding(rel, features, like, like_dataset, image_size, channels, max_length,
-                    vocabulary_size, lowercase, vocabulary)
+    enc = _encoding(
+        rel,
+        features,
+        like,
+        like_dataset,
+        image_size,
+        channels,
+        max_length,
+        vocabulary_size,
+        lowercase,
+        vocabulary,
+    )
     if enc["kind"] != "numeric" and normalization == "standard":
-        raise CerebroError(f"normalization 'standard' does not apply to {enc['kind']} "
-                           "features",
-                           hint="images are scaled to [0, 1]; token ids are not normalised")
+        raise CerebroError(
+            f"normalization 'standard' does not apply to {enc['kind']} features",
+            hint="images are scaled to [0, 1]; token ids are not normalised",
+        )
     feats = _features(plpy, rel, features, enc)
     col = rel.columns[label]
     task = _task(col, label, task, like, like_dataset)
 
-    xs, ys = _read(plpy, READ_SQL.format(x=feats.sql, y=_label_sql(plpy, label, task),
-                                         rel=rel.qualified))
+    xs, ys = _read(
+        plpy, READ_SQL.format(x=feats.sql, y=_label_sql(plpy, label, task), rel=rel.qualified)
+    )
     if not xs:
         raise CerebroError(f"source {rel.display} has no rows; nothing to load")
     x, feature_shape, vocab = _encode_features(xs, feats, like, vocabulary)
-    del xs                                         # the raw rows can be large: free them early
+    del xs  # the raw rows can be large: free them early
     y, classes = _encode_labels(ys, task, col.is_integer, like, label, rel.display)
     del ys
 
@@ -100,12 +125,28 @@ def load_dataset(plpy: Any, name: str, source: str, features: list[str] | None,
     x = _apply_normalization(x, norm)
     num_partitions, buffer_rows = _layout(x, num_partitions, buffer_rows)
     parts = np.array_split(np.random.default_rng(seed).permutation(x.shape[0]), num_partitions)
-    dataset_id = store.insert_dataset(plpy, store.NewDataset(
-        name=name, source=rel.display, features=list(features), label=label, task=task,
-        classes=classes, feature_shape=feature_shape, normalization=norm, statistics=stats,
-        num_rows=int(x.shape[0]), num_partitions=num_partitions, buffer_rows=buffer_rows,
-        rows_per_partition=[len(p) for p in parts], seed=seed,
-        like_dataset=like["dataset_id"] if like else None, encoding=enc, vocabulary=vocab))
+    dataset_id = store.insert_dataset(
+        plpy,
+        store.NewDataset(
+            name=name,
+            source=rel.display,
+            features=list(features),
+            label=label,
+            task=task,
+            classes=classes,
+            feature_shape=feature_shape,
+            normalization=norm,
+            statistics=stats,
+            num_rows=int(x.shape[0]),
+            num_partitions=num_partitions,
+            buffer_rows=buffer_rows,
+            rows_per_partition=[len(p) for p in parts],
+            seed=seed,
+            like_dataset=like["dataset_id"] if like else None,
+            encoding=enc,
+            vocabulary=vocab,
+        ),
+    )
     _write_buffers(plpy, dataset_id, parts, x, y, buffer_rows)
     return dataset_id
 
@@ -119,8 +160,10 @@ def _check_name(plpy: Any, name: str) -> None:
     if not isinstance(name, str) or not names.DATASET_NAME.match(name):
         raise CerebroError(f"dataset name {name!r} is not valid", hint=names.DATASET_NAME_HINT)
     if store.dataset_exists(plpy, name):
-        raise CerebroError(f"dataset {name!r} already exists",
-                           hint=f"drop it first: SELECT cerebro.drop_dataset('{name}')")
+        raise CerebroError(
+            f"dataset {name!r} already exists",
+            hint=f"drop it first: SELECT cerebro.drop_dataset('{name}')",
+        )
 
 
 def _like(plpy: Any, like_name: str | None) -> dict[str, Any] | None:
@@ -134,44 +177,55 @@ def _like(plpy: Any, like_name: str | None) -> dict[str, Any] | None:
     return like.row()
 
 
-def _feature_and_label_names(rel: Relation, features: list[str] | None, label: str | None,
-                             like: dict[str, Any] | None) -> tuple[list[str], str]:
+def _feature_and_label_names(
+    rel: Relation, features: list[str] | None, label: str | None, like: dict[str, Any] | None
+) -> tuple[list[str], str]:
     """The features and label asked for (or the like_dataset's), checked against ``rel``."""
     if like:
         features = features or like["features"]
         label = label or like["label"]
     if not features:
-        raise CerebroError("features must list at least one column or expression",
-                           hint="features => ARRAY['col1', 'log(1 + col2)']")
+        raise CerebroError(
+            "features must list at least one column or expression",
+            hint="features => ARRAY['col1', 'log(1 + col2)']",
+        )
     if not label:
         raise CerebroError("label must name the label column")
     if label not in rel.columns:
-        raise CerebroError(f"label column {label!r} does not exist in {rel.display}",
-                           hint=f"columns: {', '.join(rel.columns)}")
+        raise CerebroError(
+            f"label column {label!r} does not exist in {rel.display}",
+            hint=f"columns: {', '.join(rel.columns)}",
+        )
     return features, label
 
 
 def _check_choices(task: str, normalization: str) -> None:
     """``task`` and ``normalization`` are one of their words (named as the SQL arguments)."""
     if task not in TASKS:
-        raise CerebroError(f"task {task!r} is not known",
-                           hint="task is 'auto', 'classification' or 'regression'")
+        raise CerebroError(
+            f"task {task!r} is not known", hint="task is 'auto', 'classification' or 'regression'"
+        )
     if normalization not in NORMALIZATIONS:
-        raise CerebroError(f"normalization {normalization!r} is not known",
-                           hint="normalization is 'auto', 'standard' or 'none'")
+        raise CerebroError(
+            f"normalization {normalization!r} is not known",
+            hint="normalization is 'auto', 'standard' or 'none'",
+        )
 
 
-def _task(col: Column, label: str, task: str, like: dict[str, Any] | None,
-          like_name: str | None) -> str:
+def _task(
+    col: Column, label: str, task: str, like: dict[str, Any] | None, like_name: str | None
+) -> str:
     """The task (``auto`` decided by the label's type), checked against the label column."""
     if task == "auto":
         task = "regression" if col.category == "N" and not col.is_integer else "classification"
     if like and like["task"] != task:
-        raise CerebroError(f"dataset {like_name!r} is a {like['task']} dataset, this one "
-                           f"would be {task}")
+        raise CerebroError(
+            f"dataset {like_name!r} is a {like['task']} dataset, this one would be {task}"
+        )
     if task == "regression" and col.category != "N":
-        raise CerebroError(f"label {label!r} has type {col.type_name}; a regression label "
-                           "must be numeric")
+        raise CerebroError(
+            f"label {label!r} has type {col.type_name}; a regression label must be numeric"
+        )
     if col.category == "A":
         raise CerebroError(f"label {label!r} is an array; labels are scalars")
     return task
@@ -182,8 +236,7 @@ def _label_sql(plpy: Any, label: str, task: str) -> str:
     return plpy.quote_ident(label) + ("::float8" if task == "regression" else "::text")
 
 
-def _layout(x: np.ndarray, num_partitions: int | None, buffer_rows: int | None
-            ) -> tuple[int, int]:
+def _layout(x: np.ndarray, num_partitions: int | None, buffer_rows: int | None) -> tuple[int, int]:
     """Partitions (default: one per CPU) and rows per buffer (default: ~16 MB buffers)."""
     n = x.shape[0]
     if num_partitions is None:
@@ -200,49 +253,85 @@ def _layout(x: np.ndarray, num_partitions: int | None, buffer_rows: int | None
     return num_partitions, buffer_rows
 
 
-def _write_buffers(plpy: Any, dataset_id: int, parts: list[np.ndarray], x: np.ndarray,
-                   y: np.ndarray, buffer_rows: int) -> None:
+def _write_buffers(
+    plpy: Any,
+    dataset_id: int,
+    parts: list[np.ndarray],
+    x: np.ndarray,
+    y: np.ndarray,
+    buffer_rows: int,
+) -> None:
     """One ``cerebro.buffers`` row per ``buffer_rows`` rows of each partition."""
     insert = plpy.prepare(INSERT_BUFFER_SQL, INSERT_BUFFER_TYPES)
     for p, idx in enumerate(parts):
         for b, start in enumerate(range(0, len(idx), buffer_rows)):
-            sel = idx[start:start + buffer_rows]
-            plpy.execute(insert, [dataset_id, p, b, len(sel),
-                                  np.ascontiguousarray(x[sel]).tobytes(),
-                                  np.ascontiguousarray(y[sel]).tobytes()])
+            sel = idx[start : start + buffer_rows]
+            plpy.execute(
+                insert,
+                [
+                    dataset_id,
+                    p,
+                    b,
+                    len(sel),
+                    np.ascontiguousarray(x[sel]).tobytes(),
+                    np.ascontiguousarray(y[sel]).tobytes(),
+                ],
+            )
 
 
 # ------------------------------------------------------------------------- the features
 
 
-def _encoding(rel: Relation, features: list[str], like: dict | None, like_name: str | None,
-              image_size: list[int] | None, channels: int | None, max_length: int | None,
-              vocabulary_size: int | None, lowercase: bool | None,
-              vocabulary: list[str] | None) -> dict[str, Any]:
+def _encoding(
+    rel: Relation,
+    features: list[str],
+    like: dict | None,
+    like_name: str | None,
+    image_size: list[int] | None,
+    channels: int | None,
+    max_length: int | None,
+    vocabulary_size: int | None,
+    lowercase: bool | None,
+    vocabulary: list[str] | None,
+) -> dict[str, Any]:
     """How source rows become tensors: numeric, image (one bytea column), text (one text)."""
     kind = _feature_kind(rel, features)
-    given = {"image_size": image_size, "channels": channels, "max_length": max_length,
-             "vocabulary": vocabulary, "vocabulary_size": vocabulary_size,
-             "lowercase": lowercase}
-    allowed = {"numeric": set(), "image": {"image_size", "channels"},
-               "text": {"max_length", "vocabulary", "vocabulary_size", "lowercase"}}[kind]
+    given = {
+        "image_size": image_size,
+        "channels": channels,
+        "max_length": max_length,
+        "vocabulary": vocabulary,
+        "vocabulary_size": vocabulary_size,
+        "lowercase": lowercase,
+    }
+    allowed = {
+        "numeric": set(),
+        "image": {"image_size", "channels"},
+        "text": {"max_length", "vocabulary", "vocabulary_size", "lowercase"},
+    }[kind]
     stray = [k for k, v in given.items() if v is not None and k not in allowed]
     if like:
         stray = [k for k, v in given.items() if v is not None]
         enc = dict(like.get("encoding") or {"kind": "numeric"})
         if enc["kind"] != kind:
-            raise CerebroError(f"dataset {like_name!r} has {enc['kind']} features but "
-                               f"{features[0] if kind != 'numeric' else 'these'} are {kind}")
+            raise CerebroError(
+                f"dataset {like_name!r} has {enc['kind']} features but "
+                f"{features[0] if kind != 'numeric' else 'these'} are {kind}"
+            )
         if stray:
-            raise CerebroError(f"{', '.join(stray)} cannot be given with like_dataset",
-                               hint=f"the encoding of {like_name!r} is reused as it is")
+            raise CerebroError(
+                f"{', '.join(stray)} cannot be given with like_dataset",
+                hint=f"the encoding of {like_name!r} is reused as it is",
+            )
         return enc
     if stray:
         what = "numeric features" if kind == "numeric" else f"{kind} feature {features[0]!r}"
-        raise CerebroError(f"{', '.join(stray)} does not apply to {what}",
-                           hint="image_size/channels are for one bytea column of images; "
-                                "max_length/vocabulary/vocabulary_size/lowercase for one text "
-                                "column")
+        raise CerebroError(
+            f"{', '.join(stray)} does not apply to {what}",
+            hint="image_size/channels are for one bytea column of images; "
+            "max_length/vocabulary/vocabulary_size/lowercase for one text "
+            "column",
+        )
     if kind == "image":
         return encoding.image_encoding(image_size, channels, features[0])
     if kind == "text":
@@ -264,29 +353,32 @@ def _feature_kind(rel: Relation, features: list[str]) -> str:
             raise CerebroError(
                 f"feature {f!r} has type {c.type_name}; image and text features must be the "
                 "only feature of a dataset",
-                hint=f"load it alone: features => ARRAY['{f}']")
+                hint=f"load it alone: features => ARRAY['{f}']",
+            )
     return "numeric"
 
 
-def _features(plpy: Any, rel: Relation, features: list[str], enc: dict[str, Any]
-              ) -> _Features:
+def _features(plpy: Any, rel: Relation, features: list[str], enc: dict[str, Any]) -> _Features:
     """The features' SQL; array features are checked for NULL arrays first (a NULL array has
     no elements to flag, so the decoder could not name the feature)."""
     if enc["kind"] != "numeric":
         return _Features(features, enc, plpy.quote_ident(features[0]), [])
     feature_sql, arrays = _feature_sql(rel, features)
     for f in arrays:
-        n_null = plpy.execute(NULL_COUNT_SQL.format(rel=rel.qualified,
-                                                    col=plpy.quote_ident(f)))[0]["n"]
+        n_null = plpy.execute(NULL_COUNT_SQL.format(rel=rel.qualified, col=plpy.quote_ident(f)))[
+            0
+        ]["n"]
         if n_null:
-            raise CerebroError(f"feature {f!r} is NULL in {n_null} rows of {rel.display}",
-                               hint="filter or fill NULLs in a view and load that")
+            raise CerebroError(
+                f"feature {f!r} is NULL in {n_null} rows of {rel.display}",
+                hint="filter or fill NULLs in a view and load that",
+            )
     return _Features(features, enc, f"array_send({feature_sql})", arrays)
 
 
-def _encode_features(xs: list[Any], feats: _Features, like: dict[str, Any] | None,
-                     vocabulary: list[str] | None
-                     ) -> tuple[np.ndarray, list[int], list[str] | None]:
+def _encode_features(
+    xs: list[Any], feats: _Features, like: dict[str, Any] | None, vocabulary: list[str] | None
+) -> tuple[np.ndarray, list[int], list[str] | None]:
     """The raw values as model input: (x, feature shape, vocabulary of a text dataset).
 
     A text dataset's vocabulary is the like_dataset's, the one given, or learnt from these
@@ -311,16 +403,22 @@ def _encode_features(xs: list[Any], feats: _Features, like: dict[str, Any] | Non
     return x, list(x.shape[1:]), vocab
 
 
-def _normalization(x: np.ndarray, feature_shape: list[int], kind: str,
-                   like: dict[str, Any] | None, like_name: str | None,
-                   method: str) -> dict[str, Any]:
+def _normalization(
+    x: np.ndarray,
+    feature_shape: list[int],
+    kind: str,
+    like: dict[str, Any] | None,
+    like_name: str | None,
+    method: str,
+) -> dict[str, Any]:
     """The like_dataset's normalisation (its shape must match), or one fitted to ``x``:
     ``auto`` standardises flat numeric features and leaves images, text and shaped arrays."""
     if like:
         if list(like["feature_shape"]) != feature_shape:
             raise CerebroError(
                 f"features have shape {feature_shape} but dataset {like_name!r} has "
-                f"{list(like['feature_shape'])}")
+                f"{list(like['feature_shape'])}"
+            )
         return like["normalization"]
     if method == "auto":
         method = "standard" if len(feature_shape) == 1 and kind == "numeric" else "none"
@@ -344,13 +442,16 @@ def _feature_sql(rel: Relation, features: list[str]) -> tuple[str, list[str]]:
                 raise CerebroError(
                     f"feature {f!r} has type {c.type_name}; features must be numeric columns, "
                     "numeric arrays or numeric expressions",
-                    hint="encode text as numbers in a view first (or use it as the label)")
+                    hint="encode text as numbers in a view first (or use it as the label)",
+                )
         sql, used = expressions.validate(f, rel.columns)
         for u in used:
             c = rel.columns[u]
             if c.category not in ("N", "B"):
-                raise CerebroError(f"feature {f!r} uses column {u!r} of type {c.type_name}; "
-                                   "features must be numeric")
+                raise CerebroError(
+                    f"feature {f!r} uses column {u!r} of type {c.type_name}; "
+                    "features must be numeric"
+                )
         pieces.append(f"({sql})::float4")
     if not arrays:
         # one array constructor for all-scalar features: about twice as fast as joining
@@ -373,8 +474,9 @@ def _read(plpy: Any, query: str) -> tuple[list[bytes], list[Any]]:
     return xs, ys
 
 
-def _decode_features(xs: list[bytes], features: list[str],
-                     array_features: list[str]) -> tuple[np.ndarray, list[int]]:
+def _decode_features(
+    xs: list[bytes], features: list[str], array_features: list[str]
+) -> tuple[np.ndarray, list[int]]:
     """Decode ``array_send`` output of every row at once into an (n, *shape) float32 array."""
     n = len(xs)
     if any(x is None for x in xs):
@@ -384,13 +486,17 @@ def _decode_features(xs: list[bytes], features: list[str],
     if has_null.any():
         rows = np.flatnonzero(has_null)
         pos = _null_position(xs[int(rows[0])])
-        raise CerebroError(f"feature {_feature_name(pos, features, array_features)} is NULL in "
-                           f"row {int(rows[0]) + 1} of the source ({len(rows)} rows with NULLs)",
-                           hint="filter or fill NULLs in a view and load that")
+        raise CerebroError(
+            f"feature {_feature_name(pos, features, array_features)} is NULL in "
+            f"row {int(rows[0]) + 1} of the source ({len(rows)} rows with NULLs)",
+            hint="filter or fill NULLs in a view and load that",
+        )
     lengths = np.fromiter((len(x) for x in xs), dtype=np.int64, count=n)
     if (lengths != lengths[0]).any():
-        raise CerebroError("array features have different lengths in different rows",
-                           hint="every row must give the same number of feature values")
+        raise CerebroError(
+            "array features have different lengths in different rows",
+            hint="every row must give the same number of feature values",
+        )
     raw = np.frombuffer(b"".join(xs), dtype=np.uint8).reshape(n, int(lengths[0]))
     ndim = int(raw[0, 0:4].view(">i4")[0])
     hlen = 12 + 8 * ndim
@@ -403,9 +509,11 @@ def _decode_features(xs: list[bytes], features: list[str],
     if not finite.all():
         bad = np.argwhere(~finite)
         row, pos = int(bad[0][0]), int(bad[0][1])
-        raise CerebroError(f"feature {_feature_name(pos, features, array_features)} is NaN or "
-                           f"infinite in row {row + 1} of the source ({len(bad)} values in all)",
-                           hint="filter or fill them in a view and load that")
+        raise CerebroError(
+            f"feature {_feature_name(pos, features, array_features)} is NaN or "
+            f"infinite in row {row + 1} of the source ({len(bad)} values in all)",
+            hint="filter or fill them in a view and load that",
+        )
     shape = dims if (len(features) == 1 and array_features) else [x.shape[1]]
     return x.reshape([n, *shape]), shape
 
@@ -415,7 +523,7 @@ def _null_position(row: bytes) -> int:
     ndim = int.from_bytes(row[0:4], "big")
     off, pos = 12 + 8 * ndim, 0
     while off < len(row):
-        length = int.from_bytes(row[off:off + 4], "big", signed=True)
+        length = int.from_bytes(row[off : off + 4], "big", signed=True)
         if length < 0:
             return pos
         off, pos = off + 4 + length, pos + 1
@@ -428,28 +536,35 @@ def _feature_name(pos: int, features: list[str], array_features: list[str]) -> s
     return f"value #{pos + 1}"
 
 
-def _encode_labels(ys: list[Any], task: str, is_integer: bool, like: dict | None,
-                   label: str, display: str) -> tuple[np.ndarray, list | None]:
+def _encode_labels(
+    ys: list[Any], task: str, is_integer: bool, like: dict | None, label: str, display: str
+) -> tuple[np.ndarray, list | None]:
     if any(v is None for v in ys):
         i = next(i for i, v in enumerate(ys) if v is None)
-        raise CerebroError(f"label {label!r} is NULL in row {i + 1} of {display}",
-                           hint="filter out rows without a label in a view and load that")
+        raise CerebroError(
+            f"label {label!r} is NULL in row {i + 1} of {display}",
+            hint="filter out rows without a label in a view and load that",
+        )
     if task == "regression":
         y = np.asarray(ys, dtype=np.float64)
         if not np.isfinite(y).all():
             raise CerebroError(f"label {label!r} has NaN or infinite values")
         return y.astype(np.float32), None
-    values = np.asarray([int(v) for v in ys], dtype=np.int64) if is_integer else \
-        np.asarray(ys, dtype=object)
+    values = (
+        np.asarray([int(v) for v in ys], dtype=np.int64)
+        if is_integer
+        else np.asarray(ys, dtype=object)
+    )
     if like:
         classes = like["classes"]
         index = {c: i for i, c in enumerate(classes)}
         try:
-            y = np.fromiter((index[v] for v in values.tolist()), dtype=np.int32,
-                            count=len(values))
+            y = np.fromiter((index[v] for v in values.tolist()), dtype=np.int32, count=len(values))
         except KeyError as e:
-            raise CerebroError(f"label value {e.args[0]!r} is not a class of the like_dataset",
-                               hint=f"known classes: {classes}") from None
+            raise CerebroError(
+                f"label value {e.args[0]!r} is not a class of the like_dataset",
+                hint=f"known classes: {classes}",
+            ) from None
         return y, classes
     uniq, inverse = np.unique(values, return_inverse=True)
     classes = [int(c) if is_integer else str(c) for c in uniq.tolist()]
@@ -458,11 +573,15 @@ def _encode_labels(ys: list[Any], task: str, is_integer: bool, like: dict | None
 
 def _statistics(x: np.ndarray) -> dict[str, Any]:
     flat = x.reshape(x.shape[0], -1)
-    if flat.shape[1] > 4096:      # images: per-feature statistics would be huge
+    if flat.shape[1] > 4096:  # images: per-feature statistics would be huge
         flat = flat.reshape(-1, 1)
     f64 = flat.astype(np.float64)
-    return {"min": f64.min(axis=0).tolist(), "max": f64.max(axis=0).tolist(),
-            "mean": f64.mean(axis=0).tolist(), "std": f64.std(axis=0).tolist()}
+    return {
+        "min": f64.min(axis=0).tolist(),
+        "max": f64.max(axis=0).tolist(),
+        "mean": f64.mean(axis=0).tolist(),
+        "std": f64.std(axis=0).tolist(),
+    }
 
 
 def _fit_normalization(x: np.ndarray, method: str) -> dict[str, Any]:
@@ -492,8 +611,9 @@ def drop_dataset(plpy: Any, name: str) -> bool:
     return True
 
 
-def featurizer(plpy: Any, ds: dict[str, Any], rel: Relation
-               ) -> tuple[str, Callable[[list[Any], int], np.ndarray]]:
+def featurizer(
+    plpy: Any, ds: dict[str, Any], rel: Relation
+) -> tuple[str, Callable[[list[Any], int], np.ndarray]]:
     """Encode new rows of ``rel`` exactly as dataset ``ds`` was encoded (for predict).
 
     Returns the SQL expression that yields one raw ``x`` per row and a function turning a
@@ -503,18 +623,23 @@ def featurizer(plpy: Any, ds: dict[str, Any], rel: Relation
     enc = ds.get("encoding") or {"kind": "numeric"}
     missing = [f for f in features if enc["kind"] != "numeric" and f not in rel.columns]
     if missing:
-        raise CerebroError(f"column {missing[0]!r} does not exist in {rel.display}",
-                           hint=f"the model was trained on features {features}")
+        raise CerebroError(
+            f"column {missing[0]!r} does not exist in {rel.display}",
+            hint=f"the model was trained on features {features}",
+        )
     if enc["kind"] == "numeric":
         feature_sql, arrays = _feature_sql(rel, features)
         x_sql = f"array_send({feature_sql})"
     else:
         col = rel.columns[features[0]]
         want = "bytea" if enc["kind"] == "image" else "text"
-        if (want == "bytea") != (col.type_name == "bytea") or \
-                (want == "text" and col.category != "S"):
-            raise CerebroError(f"column {features[0]!r} of {rel.display} has type "
-                               f"{col.type_name}; the model reads {enc['kind']} from it")
+        if (want == "bytea") != (col.type_name == "bytea") or (
+            want == "text" and col.category != "S"
+        ):
+            raise CerebroError(
+                f"column {features[0]!r} of {rel.display} has type "
+                f"{col.type_name}; the model reads {enc['kind']} from it"
+            )
         x_sql = plpy.quote_ident(features[0])
     shape = list(ds["feature_shape"])
 
@@ -523,11 +648,13 @@ def featurizer(plpy: Any, ds: dict[str, Any], rel: Relation
             try:
                 x, got = _decode_features(xs, features, arrays)
             except CerebroError as e:
-                raise CerebroError(f"{e.message} (batch starting at row {first_row})",
-                                   hint=e.hint) from None
+                raise CerebroError(
+                    f"{e.message} (batch starting at row {first_row})", hint=e.hint
+                ) from None
             if got != shape:
-                raise CerebroError(f"features of {rel.display} have shape {got}, the model "
-                                   f"was trained on {shape}")
+                raise CerebroError(
+                    f"features of {rel.display} have shape {got}, the model was trained on {shape}"
+                )
         elif enc["kind"] == "image":
             x = encoding.decode_images(xs, enc, features[0], first_row)
         else:

@@ -44,7 +44,7 @@ def model_spec(plpy: Any, model: str) -> str:
 def check_params(m: store.Model, params: Any) -> None:
     """Refuse parameter names the model does not take (values are checked by the search)."""
     if not isinstance(params, dict):
-        raise CerebroError("params must be a JSON object like {\"learning_rate\": 0.01}")
+        raise CerebroError('params must be a JSON object like {"learning_rate": 0.01}')
     reserved = models.RESERVED_PARAMS & set(params)
     if reserved:
         raise CerebroError(f"parameter name(s) {sorted(reserved)} are reserved")
@@ -52,8 +52,10 @@ def check_params(m: store.Model, params: Any) -> None:
     if schema:
         unknown = sorted(set(params) - set(schema) - {"batch_size"})
         if unknown:
-            raise CerebroError(f"model {m.name!r} does not take parameter(s) {unknown}",
-                               hint=f"it takes: {', '.join(sorted(schema))}")
+            raise CerebroError(
+                f"model {m.name!r} does not take parameter(s) {unknown}",
+                hint=f"it takes: {', '.join(sorted(schema))}",
+            )
 
 
 def _example_dataset(plpy: Any, dataset: str | None) -> dict[str, Any]:
@@ -66,9 +68,16 @@ def _example_dataset(plpy: Any, dataset: str | None) -> dict[str, Any]:
     return models.dataset_meta(ds.row())
 
 
-def register_model(plpy: Any, name: str, source: str, entry_point: str,
-                   param_schema_json: str | None, description: str | None,
-                   dataset: str | None, build_timeout: float | None = None) -> int:
+def register_model(
+    plpy: Any,
+    name: str,
+    source: str,
+    entry_point: str,
+    param_schema_json: str | None,
+    description: str | None,
+    dataset: str | None,
+    build_timeout: float | None = None,
+) -> int:
     """``cerebro.register_model``: build the script once (fails clearly if it is broken),
     then record it."""
     if not isinstance(name, str) or not names.MODEL_NAME.match(name):
@@ -79,12 +88,17 @@ def register_model(plpy: Any, name: str, source: str, entry_point: str,
         raise CerebroError("source must hold the Python code of the model")
     schema = json.loads(param_schema_json) if param_schema_json else {}
     if not isinstance(schema, dict):
-        raise CerebroError("param_schema must be a JSON object {param: {\"default\": ...}}")
+        raise CerebroError('param_schema must be a JSON object {param: {"default": ...}}')
     meta = _example_dataset(plpy, dataset)
-    spec = {"name": name, "kind": "custom", "entry_point": entry_point or "build",
-            "source": source}
-    example = {k: v["default"] for k, v in schema.items()
-               if isinstance(v, dict) and "default" in v}
-    with segment_safe(plpy):       # the script will run on segments: no database access
+    spec = {
+        "name": name,
+        "kind": "custom",
+        "entry_point": entry_point or "build",
+        "source": source,
+    }
+    example = {
+        k: v["default"] for k, v in schema.items() if isinstance(v, dict) and "default" in v
+    }
+    with segment_safe(plpy):  # the script will run on segments: no database access
         models.build_model(spec, example, meta, seed=0, timeout=build_timeout)
     return store.insert_model(plpy, name, source, spec["entry_point"], schema, description)

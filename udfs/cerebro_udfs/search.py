@@ -26,8 +26,14 @@ import numpy as np
 from .errors import CerebroError
 
 # primitive -> number of arguments (None: a non-empty list of values)
-PRIMITIVES = {"choice": None, "uniform": 2, "quniform": 3, "loguniform": 2,
-              "qloguniform": 3, "randint": 2}
+PRIMITIVES = {
+    "choice": None,
+    "uniform": 2,
+    "quniform": 3,
+    "loguniform": 2,
+    "qloguniform": 3,
+    "randint": 2,
+}
 CONTINUOUS = ("uniform", "quniform", "loguniform", "qloguniform", "randint")
 QUANTISED = ("quniform", "qloguniform")
 MAX_GRID = 10_000
@@ -37,21 +43,25 @@ RESERVED = {"dataset"}
 _BATCH_SIZE_SPEC = {"type": "int", "min": 1}
 _MAX_WORDS = ("accuracy", "auc", "precision", "recall", "f1", "r2", "iou")
 _EPS = 1e-9
-_HINT = ('a space maps parameters to {"choice": [..]}, {"uniform": [low, high]}, '
-         '{"quniform": [low, high, q]}, {"loguniform": [low, high]}, '
-         '{"qloguniform": [low, high, q]}, {"randint": [low, high]} or a fixed JSON value')
+_HINT = (
+    'a space maps parameters to {"choice": [..]}, {"uniform": [low, high]}, '
+    '{"quniform": [low, high, q]}, {"loguniform": [low, high]}, '
+    '{"qloguniform": [low, high, q]}, {"randint": [low, high]} or a fixed JSON value'
+)
 _ARGS_HINT = {
     "choice": '{"choice": [v1, v2, ...]}: a non-empty list of distinct JSON values',
     "uniform": '{"uniform": [low, high]}: two numbers, low < high',
     "quniform": '{"quniform": [low, high, q]}: three numbers, low < high, q > 0',
     "loguniform": '{"loguniform": [low, high]}: two numbers, 0 < low < high '
-                  '(the values themselves, not their logarithms)',
+    "(the values themselves, not their logarithms)",
     "qloguniform": '{"qloguniform": [low, high, q]}: three numbers, 0 < low < high, q > 0',
     "randint": '{"randint": [low, high]}: two integers, low < high (high is excluded)',
 }
 _OBJECTIVE = re.compile(r"(valid|train)_([A-Za-z0-9_]+)(?::(min|max))?")
-_OBJECTIVE_HINT = ("e.g. valid_loss, valid_accuracy, train_loss, valid_mae, valid_auc, "
-                   "or valid_<metric>:max / valid_<metric>:min to give the direction")
+_OBJECTIVE_HINT = (
+    "e.g. valid_loss, valid_accuracy, train_loss, valid_mae, valid_auc, "
+    "or valid_<metric>:max / valid_<metric>:min to give the direction"
+)
 
 
 @dataclass
@@ -105,15 +115,19 @@ def _describe(spec: dict[str, Any]) -> str:
 
 def _check_name(name: Any, schema: dict[str, Any]) -> None:
     if not isinstance(name, str) or not name:
-        raise CerebroError(f"parameter name {name!r} is not valid",
-                           hint="parameter names are non-empty strings")
+        raise CerebroError(
+            f"parameter name {name!r} is not valid", hint="parameter names are non-empty strings"
+        )
     if name in RESERVED:
-        raise CerebroError(f"parameter name {name!r} is reserved",
-                           hint="cerebro passes the dataset description to the model itself"
-                                + (f"; the model takes: {_accepted(schema)}" if schema else ""))
+        raise CerebroError(
+            f"parameter name {name!r} is reserved",
+            hint="cerebro passes the dataset description to the model itself"
+            + (f"; the model takes: {_accepted(schema)}" if schema else ""),
+        )
     if schema and name not in schema and name not in ALWAYS_ALLOWED:
-        raise CerebroError(f"the model does not take parameter {name!r}",
-                           hint=f"it takes: {_accepted(schema)}")
+        raise CerebroError(
+            f"the model does not take parameter {name!r}", hint=f"it takes: {_accepted(schema)}"
+        )
 
 
 def _check_value(name: str, value: Any, spec: dict[str, Any]) -> None:
@@ -121,40 +135,51 @@ def _check_value(name: str, value: Any, spec: dict[str, Any]) -> None:
     kind = spec.get("type")
     hint = f"{name!r} takes {_describe(spec)}"
     if kind == "int_list" and not (
-            isinstance(value, list) and value
-            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
-        raise CerebroError(f"parameter {name!r} must be a non-empty list of positive integers "
-                           f"(layer sizes), got {value!r}", hint=hint)
+        isinstance(value, list)
+        and value
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    ):
+        raise CerebroError(
+            f"parameter {name!r} must be a non-empty list of positive integers "
+            f"(layer sizes), got {value!r}",
+            hint=hint,
+        )
     if kind == "path" and not (value is None or (isinstance(value, str) and value)):
-        raise CerebroError(f"parameter {name!r} must be a file path (text), got {value!r}",
-                           hint=f"e.g. '/data/weights/{name}.weights.h5'")
-    if kind == "choice" and isinstance(spec.get("values"), list) \
-            and not any(_same(value, v) for v in spec["values"]):
-        raise CerebroError(f"parameter {name!r}: {value!r} is not one of {spec['values']}",
-                           hint=hint)
+        raise CerebroError(
+            f"parameter {name!r} must be a file path (text), got {value!r}",
+            hint=f"e.g. '/data/weights/{name}.weights.h5'",
+        )
+    if (
+        kind == "choice"
+        and isinstance(spec.get("values"), list)
+        and not any(_same(value, v) for v in spec["values"])
+    ):
+        raise CerebroError(
+            f"parameter {name!r}: {value!r} is not one of {spec['values']}", hint=hint
+        )
     if kind in ("int", "float"):
         if not _num(value):
             raise CerebroError(f"parameter {name!r} must be a number, got {value!r}", hint=hint)
         if kind == "int" and not _integral(value):
-            raise CerebroError(f"parameter {name!r} must be an integer, got {value!r}",
-                               hint=hint)
+            raise CerebroError(f"parameter {name!r} must be an integer, got {value!r}", hint=hint)
         _check_bounds(name, value, value, spec)
 
 
 def _same(a: Any, b: Any) -> bool:
     """JSON equality (``True`` is not ``1``)."""
-    return type(a) is type(b) and a == b if isinstance(a, bool) or isinstance(b, bool) \
-        else a == b
+    return type(a) is type(b) and a == b if isinstance(a, bool) or isinstance(b, bool) else a == b
 
 
 def _check_bounds(name: str, low: float, high: float, spec: dict[str, Any]) -> None:
     hint = f"{name!r} takes {_describe(spec)}"
     if _num(spec.get("min")) and low < spec["min"]:
-        raise CerebroError(f"parameter {name!r}: {low} is below its minimum {spec['min']}",
-                           hint=hint)
+        raise CerebroError(
+            f"parameter {name!r}: {low} is below its minimum {spec['min']}", hint=hint
+        )
     if _num(spec.get("max")) and high > spec["max"]:
-        raise CerebroError(f"parameter {name!r}: {high} is above its maximum {spec['max']}",
-                           hint=hint)
+        raise CerebroError(
+            f"parameter {name!r}: {high} is above its maximum {spec['max']}", hint=hint
+        )
 
 
 def _q_range(low: float, high: float, q: float) -> tuple[int, int]:
@@ -162,8 +187,9 @@ def _q_range(low: float, high: float, q: float) -> tuple[int, int]:
     return math.ceil(low / q - _EPS), math.floor(high / q + _EPS)
 
 
-def _parse_primitive(name: str, value: dict[str, Any], spec: dict[str, Any]
-                     ) -> tuple[str, list[Any]]:
+def _parse_primitive(
+    name: str, value: dict[str, Any], spec: dict[str, Any]
+) -> tuple[str, list[Any]]:
     """One ``{"primitive": [args]}`` entry of a space, checked for form and against the
     parameter's schema entry ``spec``; returns (primitive, args)."""
     prim, args = _primitive_of(name, value)
@@ -179,25 +205,30 @@ def _primitive_of(name: str, value: dict[str, Any]) -> tuple[str, list[Any]]:
     """The one known primitive of ``value`` and its argument list."""
     keys = list(value)
     if not keys:
-        raise CerebroError(f"parameter {name!r}: {{}} is not a search primitive (no key)",
-                           hint=_HINT)
+        raise CerebroError(
+            f"parameter {name!r}: {{}} is not a search primitive (no key)", hint=_HINT
+        )
     if len(keys) > 1:
-        raise CerebroError(f"parameter {name!r}: {value!r} is not a search primitive: it has "
-                           f"several keys ({', '.join(map(str, keys))}); give exactly one",
-                           hint=_HINT)
+        raise CerebroError(
+            f"parameter {name!r}: {value!r} is not a search primitive: it has "
+            f"several keys ({', '.join(map(str, keys))}); give exactly one",
+            hint=_HINT,
+        )
     prim = keys[0]
     if prim not in PRIMITIVES:
-        raise CerebroError(f"parameter {name!r}: {value!r} is not a search primitive: "
-                           f"unknown primitive {prim!r}", hint=_HINT)
+        raise CerebroError(
+            f"parameter {name!r}: {value!r} is not a search primitive: unknown primitive {prim!r}",
+            hint=_HINT,
+        )
     args = value[prim]
     if not isinstance(args, list):
-        raise CerebroError(f"parameter {name!r}: {prim} takes a list, got {args!r}",
-                           hint=_ARGS_HINT[prim])
+        raise CerebroError(
+            f"parameter {name!r}: {prim} takes a list, got {args!r}", hint=_ARGS_HINT[prim]
+        )
     return prim, args
 
 
-def _choice_values(name: str, args: list[Any], spec: dict[str, Any], hint: str
-                   ) -> list[Any]:
+def _choice_values(name: str, args: list[Any], spec: dict[str, Any], hint: str) -> list[Any]:
     """A non-empty list of distinct JSON values, each one the parameter accepts."""
     if not args:
         raise CerebroError(f"parameter {name!r}: choice needs at least one value", hint=hint)
@@ -206,11 +237,13 @@ def _choice_values(name: str, args: list[Any], spec: dict[str, Any], hint: str
         try:
             key = json.dumps(v, sort_keys=True, allow_nan=False)
         except (TypeError, ValueError):
-            raise CerebroError(f"parameter {name!r}: choice value {v!r} is not a JSON "
-                               "value", hint=hint) from None
+            raise CerebroError(
+                f"parameter {name!r}: choice value {v!r} is not a JSON value", hint=hint
+            ) from None
         if key in seen:
-            raise CerebroError(f"parameter {name!r}: choice value {v!r} is listed twice",
-                               hint=hint)
+            raise CerebroError(
+                f"parameter {name!r}: choice value {v!r} is listed twice", hint=hint
+            )
         seen.append(key)
         if spec:
             _check_value(name, v, spec)
@@ -224,73 +257,88 @@ def _check_range_args(name: str, prim: str, args: list[Any], hint: str) -> None:
     if len(args) != arity:
         raise CerebroError(
             f"parameter {name!r}: {prim} takes {arity} numbers, got {len(args)}: {args!r}",
-            hint=hint)
+            hint=hint,
+        )
     if not all(_num(a) for a in args):
-        raise CerebroError(f"parameter {name!r}: {prim} bounds must be numbers, got {args!r}",
-                           hint=hint)
+        raise CerebroError(
+            f"parameter {name!r}: {prim} bounds must be numbers, got {args!r}", hint=hint
+        )
     low, high = args[0], args[1]
     if low >= high:
-        raise CerebroError(f"parameter {name!r}: {prim} needs low < high, got {args!r}",
-                           hint=hint)
+        raise CerebroError(f"parameter {name!r}: {prim} needs low < high, got {args!r}", hint=hint)
     if prim in QUANTISED and args[2] <= 0:
         raise CerebroError(f"parameter {name!r}: q must be positive, got {args[2]}", hint=hint)
     if prim in ("loguniform", "qloguniform") and low <= 0:
-        raise CerebroError(f"parameter {name!r}: {prim} bounds must be > 0, got {args!r}",
-                           hint=hint)
+        raise CerebroError(
+            f"parameter {name!r}: {prim} bounds must be > 0, got {args!r}", hint=hint
+        )
     if prim == "randint" and not (_integral(low) and _integral(high)):
-        raise CerebroError(f"parameter {name!r}: randint bounds must be integers, got {args!r}",
-                           hint=hint)
+        raise CerebroError(
+            f"parameter {name!r}: randint bounds must be integers, got {args!r}", hint=hint
+        )
     if prim in QUANTISED:
         k_lo, k_hi = _q_range(low, high, args[2])
         if k_lo > k_hi:
-            raise CerebroError(f"parameter {name!r}: no multiple of q={args[2]} lies in "
-                               f"[{low}, {high}]", hint=hint)
+            raise CerebroError(
+                f"parameter {name!r}: no multiple of q={args[2]} lies in [{low}, {high}]",
+                hint=hint,
+            )
 
 
-def _check_range_fits(name: str, prim: str, args: list[Any], spec: dict[str, Any],
-                      hint: str) -> None:
+def _check_range_fits(
+    name: str, prim: str, args: list[Any], spec: dict[str, Any], hint: str
+) -> None:
     """A continuous primitive against the schema: only for numbers, integers drawn only by
     integer primitives, and the range inside the parameter's bounds."""
     kind = spec.get("type")
     if kind is not None and kind not in ("int", "float"):
-        raise CerebroError(f"parameter {name!r} takes {_describe(spec)}: use choice or a "
-                           f"fixed value, not {prim}",
-                           hint='e.g. {"choice": [...]} with values it accepts')
+        raise CerebroError(
+            f"parameter {name!r} takes {_describe(spec)}: use choice or a fixed value, not {prim}",
+            hint='e.g. {"choice": [...]} with values it accepts',
+        )
     if kind == "int":
         if prim in ("uniform", "loguniform"):
-            raise CerebroError(f"parameter {name!r} is an integer: use randint, quniform "
-                               f"or qloguniform with an integer q, not {prim}",
-                               hint=_ARGS_HINT["randint"])
+            raise CerebroError(
+                f"parameter {name!r} is an integer: use randint, quniform "
+                f"or qloguniform with an integer q, not {prim}",
+                hint=_ARGS_HINT["randint"],
+            )
         if prim in QUANTISED and not all(_integral(a) for a in args):
-            raise CerebroError(f"parameter {name!r} is an integer: {prim} needs integer "
-                               f"low, high and q, got {args!r}", hint=hint)
+            raise CerebroError(
+                f"parameter {name!r} is an integer: {prim} needs integer "
+                f"low, high and q, got {args!r}",
+                hint=hint,
+            )
     if kind in ("int", "float"):
         low, high = args[0], args[1]
         _check_bounds(name, low, high - 1 if prim == "randint" else high, spec)
 
 
-def parse_space(space: dict[str, Any], param_schema: dict[str, Any],
-                fixed: dict[str, Any] | None = None) -> Space:
+def parse_space(
+    space: dict[str, Any], param_schema: dict[str, Any], fixed: dict[str, Any] | None = None
+) -> Space:
     """Validate ``space`` (and the fixed ``params``) against the model's parameter schema.
 
     An empty ``param_schema`` accepts any parameter name (values are then checked only
     for form). Raises :class:`CerebroError` naming the parameter and what is accepted.
     """
     if not isinstance(space, dict):
-        raise CerebroError(f"space must be a JSON object, got {type(space).__name__}",
-                           hint=_HINT)
+        raise CerebroError(f"space must be a JSON object, got {type(space).__name__}", hint=_HINT)
     if fixed is not None and not isinstance(fixed, dict):
-        raise CerebroError(f"params must be a JSON object, got {type(fixed).__name__}",
-                           hint='e.g. {"learning_rate": 0.001}')
+        raise CerebroError(
+            f"params must be a JSON object, got {type(fixed).__name__}",
+            hint='e.g. {"learning_rate": 0.001}',
+        )
     schema = param_schema if isinstance(param_schema, dict) else {}
     fixed = dict(fixed or {})
     out = Space()
     for name in sorted(fixed, key=str):
         _check_name(name, schema)
         if name in space:
-            raise CerebroError(f"parameter {name!r} is given twice (in params and in space)",
-                               hint="give each parameter once: fixed in params, or searched "
-                                    "in space")
+            raise CerebroError(
+                f"parameter {name!r} is given twice (in params and in space)",
+                hint="give each parameter once: fixed in params, or searched in space",
+            )
         _check_value(name, fixed[name], _spec(name, schema))
     for name in sorted(space, key=str):
         _check_name(name, schema)
@@ -302,8 +350,9 @@ def parse_space(space: dict[str, Any], param_schema: dict[str, Any],
             fixed[name] = value
     out.fixed = {k: fixed[k] for k in sorted(fixed)}
     if not out.entries and not out.fixed:
-        raise CerebroError("empty space: the search space is empty and params fixes nothing",
-                           hint=_HINT)
+        raise CerebroError(
+            "empty space: the search space is empty and params fixes nothing", hint=_HINT
+        )
     return out
 
 
@@ -318,15 +367,16 @@ def grid(space: Space) -> list[dict[str, Any]]:
         prim = space.entries[name][0]
         if prim != "choice":
             raise CerebroError(
-                f"grid search takes only choice (and fixed values); parameter {name!r} is "
-                f"{prim}",
+                f"grid search takes only choice (and fixed values); parameter {name!r} is {prim}",
                 hint=f"use search => 'random' (with num_configs) to sample {name!r}, or give "
-                     f'it a list: {{"choice": [...]}}')
+                f'it a list: {{"choice": [...]}}',
+            )
     size = math.prod(len(space.entries[n][1]) for n in names)
     if size > MAX_GRID:
-        raise CerebroError(f"the grid has {size} configs, more than {MAX_GRID}",
-                           hint="use search => 'random' with num_configs, or shorten the "
-                                "choice lists")
+        raise CerebroError(
+            f"the grid has {size} configs, more than {MAX_GRID}",
+            hint="use search => 'random' with num_configs, or shorten the choice lists",
+        )
     lists = [space.entries[n][1] for n in names]
     out = []
     for combo in itertools.product(*lists):
@@ -364,8 +414,9 @@ def _draw(rng: np.random.Generator, prim: str, args: list[Any], n: int) -> list[
 def sample(space: Space, n: int, seed: int) -> list[dict[str, Any]]:
     """``n`` random configs, reproducible for a given ``seed`` (numpy default_rng)."""
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
-        raise CerebroError(f"num_configs must be at least 1, got {n!r}",
-                           hint="give num_configs => N with N >= 1")
+        raise CerebroError(
+            f"num_configs must be at least 1, got {n!r}", hint="give num_configs => N with N >= 1"
+        )
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise CerebroError(f"seed must be an integer, got {seed!r}")
     n = int(n)
@@ -374,8 +425,12 @@ def sample(space: Space, n: int, seed: int) -> list[dict[str, Any]]:
     out = []
     for i in range(n):
         config = {**space.fixed, **{name: col[i] for name, col in columns.items()}}
-        out.append({k: copy.deepcopy(config[k]) if k in space.fixed else config[k]
-                    for k in sorted(config)})
+        out.append(
+            {
+                k: copy.deepcopy(config[k]) if k in space.fixed else config[k]
+                for k in sorted(config)
+            }
+        )
     return out
 
 
@@ -385,8 +440,11 @@ def defaults(param_schema: dict[str, Any]) -> dict[str, Any]:
     e.g. no initial weights file, and is left out of the config's parameters)."""
     if not isinstance(param_schema, dict):
         return {}
-    return {k: copy.deepcopy(v["default"]) for k, v in sorted(param_schema.items())
-            if isinstance(v, dict) and v.get("default") is not None}
+    return {
+        k: copy.deepcopy(v["default"])
+        for k, v in sorted(param_schema.items())
+        if isinstance(v, dict) and v.get("default") is not None
+    }
 
 
 def objective_direction(objective: str) -> str:
@@ -397,13 +455,15 @@ def objective_direction(objective: str) -> str:
     if m is None:
         name, _, suffix = objective.partition(":")
         if suffix and suffix not in ("min", "max"):
-            raise CerebroError(f"objective {objective!r}: the suffix must be :min or :max",
-                               hint=_OBJECTIVE_HINT)
+            raise CerebroError(
+                f"objective {objective!r}: the suffix must be :min or :max", hint=_OBJECTIVE_HINT
+            )
         if name in ("valid_", "train_"):
-            raise CerebroError(f"objective {objective!r} names no metric",
-                               hint=_OBJECTIVE_HINT)
-        raise CerebroError(f"objective {objective!r} is not a metric name (letters, digits, "
-                           "underscores)", hint=_OBJECTIVE_HINT)
+            raise CerebroError(f"objective {objective!r} names no metric", hint=_OBJECTIVE_HINT)
+        raise CerebroError(
+            f"objective {objective!r} is not a metric name (letters, digits, underscores)",
+            hint=_OBJECTIVE_HINT,
+        )
     metric, suffix = m.group(2).lower(), m.group(3)
     if suffix:
         return suffix

@@ -38,23 +38,39 @@ def drop_dataset(plpy: Any, name: str) -> bool:
 
 
 @sql_errors
-def import_petastorm(plpy: Any, name: str, url: str, table_name: str | None,
-                     batch_rows: int | None, images: str, if_exists: str) -> int:
+def import_petastorm(
+    plpy: Any,
+    name: str,
+    url: str,
+    table_name: str | None,
+    batch_rows: int | None,
+    images: str,
+    if_exists: str,
+) -> int:
     from . import petastorm_import
 
-    return petastorm_import.import_petastorm(plpy, name, url, table_name, batch_rows, images,
-                                             if_exists)
+    return petastorm_import.import_petastorm(
+        plpy, name, url, table_name, batch_rows, images, if_exists
+    )
 
 
 # -- models -----------------------------------------------------------------------------------
 
 
 @sql_errors
-def register_model(plpy: Any, name: str, source: str, entry_point: str,
-                   param_schema_json: str | None, description: str | None,
-                   dataset: str | None, build_timeout: float | None = None) -> int:
-    return registry.register_model(plpy, name, source, entry_point, param_schema_json,
-                                   description, dataset, build_timeout)
+def register_model(
+    plpy: Any,
+    name: str,
+    source: str,
+    entry_point: str,
+    param_schema_json: str | None,
+    description: str | None,
+    dataset: str | None,
+    build_timeout: float | None = None,
+) -> int:
+    return registry.register_model(
+        plpy, name, source, entry_point, param_schema_json, description, dataset, build_timeout
+    )
 
 
 @sql_errors
@@ -71,44 +87,71 @@ def model_spec(plpy: Any, model: str) -> str:
 
 
 @sql_errors
-def collect(plpy: Any, GD: dict, token: int | None, buffer_id: int, x: bytes, y: bytes,
-            num_rows: int) -> int:
+def collect(
+    plpy: Any, GD: dict, token: int | None, buffer_id: int, x: bytes, y: bytes, num_rows: int
+) -> int:
     """State function of the aggregates: one buffer row into this backend's GD."""
     return training.collect(GD, token, buffer_id, x, y, num_rows)
 
 
 @sql_errors
-def train_final(plpy: Any, GD: dict, token: int | None, blob: bytes | None, spec: Any,
-                cfg: Any) -> dict[str, Any]:
+def train_final(
+    plpy: Any, GD: dict, token: int | None, blob: bytes | None, spec: Any, cfg: Any
+) -> dict[str, Any]:
     return training.train_final(plpy, GD, token, blob, spec, cfg)
 
 
 @sql_errors
-def eval_final(plpy: Any, GD: dict, token: int | None, blob: bytes | None, spec: Any,
-               cfg: Any) -> dict[str, Any]:
+def eval_final(
+    plpy: Any, GD: dict, token: int | None, blob: bytes | None, spec: Any, cfg: Any
+) -> dict[str, Any]:
     return training.eval_final(plpy, GD, token, blob, spec, cfg)
 
 
 @sql_errors
-def subepoch_config(plpy: Any, model: str, dataset: str, params_json: str | None, seed: int,
-                    partition: int | None, epoch: int, config_id: int | None) -> str:
-    return subepoch.subepoch_config(plpy, model, dataset, params_json, seed, partition, epoch,
-                                    config_id)
+def subepoch_config(
+    plpy: Any,
+    model: str,
+    dataset: str,
+    params_json: str | None,
+    seed: int,
+    partition: int | None,
+    epoch: int,
+    config_id: int | None,
+) -> str:
+    return subepoch.subepoch_config(
+        plpy, model, dataset, params_json, seed, partition, epoch, config_id
+    )
 
 
 @sql_errors
-def run_subepoch(plpy: Any, GD: dict, model: str, dataset: str, partition: int | None,
-                 params_json: str | None, blob: bytes | None, seed: int, epoch: int
-                 ) -> dict[str, Any]:
-    return subepoch.run_unit(plpy, GD, "train", model, dataset, partition, params_json, blob,
-                             seed, epoch)
+def run_subepoch(
+    plpy: Any,
+    GD: dict,
+    model: str,
+    dataset: str,
+    partition: int | None,
+    params_json: str | None,
+    blob: bytes | None,
+    seed: int,
+    epoch: int,
+) -> dict[str, Any]:
+    return subepoch.run_unit(
+        plpy, GD, "train", model, dataset, partition, params_json, blob, seed, epoch
+    )
 
 
 @sql_errors
-def run_evaluation(plpy: Any, GD: dict, model: str, dataset: str, partition: int | None,
-                   params_json: str | None, blob: bytes | None) -> dict[str, Any]:
-    return subepoch.run_unit(plpy, GD, "eval", model, dataset, partition, params_json, blob,
-                             0, 0)
+def run_evaluation(
+    plpy: Any,
+    GD: dict,
+    model: str,
+    dataset: str,
+    partition: int | None,
+    params_json: str | None,
+    blob: bytes | None,
+) -> dict[str, Any]:
+    return subepoch.run_unit(plpy, GD, "eval", model, dataset, partition, params_json, blob, 0, 0)
 
 
 # -- model states -------------------------------------------------------------------------------
@@ -127,14 +170,12 @@ def state_info(plpy: Any, blob: bytes) -> str:
 
 
 @sql_errors
-def stash_chunk(plpy: Any, GD: dict, blob_id: bytes, seq: int, data: bytes,
-                n_chunks: int) -> int:
+def stash_chunk(plpy: Any, GD: dict, blob_id: bytes, seq: int, data: bytes, n_chunks: int) -> int:
     return chunks.stash_chunk(GD, blob_id, seq, data, n_chunks)
 
 
 @sql_errors
-def unstash_chunks(plpy: Any, GD: dict, ref: bytes | None
-                   ) -> Iterator[tuple[bytes, int, bytes]]:
+def unstash_chunks(plpy: Any, GD: dict, ref: bytes | None) -> Iterator[tuple[bytes, int, bytes]]:
     """Rows (blob, seq, data) of a state kept in GD, streamed one chunk at a time."""
     return chunks.unstash(GD, ref)
 
@@ -150,19 +191,38 @@ def cache_info(plpy: Any, GD: dict) -> str:
 @sql_errors
 def launch(plpy: Any, *args: Any) -> int:
     """``cerebro.launch``: the arguments in the SQL function's order."""
-    from . import launch as _launch      # imported on use: only launch needs the searches
+    from . import launch as _launch  # imported on use: only launch needs the searches
 
     return _launch.launch(plpy, *args)
 
 
 @sql_errors
-def drill_down(plpy: Any, parent_workload: int, space_json: str | None, search_name: str,
-               num_configs: int | None, config_id: int | None, max_epochs: int | None,
-               name: str | None, seed: int | None, options_json: str | None = None) -> int:
+def drill_down(
+    plpy: Any,
+    parent_workload: int,
+    space_json: str | None,
+    search_name: str,
+    num_configs: int | None,
+    config_id: int | None,
+    max_epochs: int | None,
+    name: str | None,
+    seed: int | None,
+    options_json: str | None = None,
+) -> int:
     from . import drill
 
-    return drill.drill_down(plpy, parent_workload, space_json, search_name, num_configs,
-                            config_id, max_epochs, name, seed, options_json)
+    return drill.drill_down(
+        plpy,
+        parent_workload,
+        space_json,
+        search_name,
+        num_configs,
+        config_id,
+        max_epochs,
+        name,
+        seed,
+        options_json,
+    )
 
 
 @sql_errors
@@ -187,8 +247,14 @@ def prepare_params(plpy: Any, workload_id: int, params_json: str) -> str:
 
 
 @sql_errors
-def clone(plpy: Any, config_id: int, overrides_json: str | None, fresh: bool,
-          workload_id: int | None, max_epochs: int | None = None) -> int:
+def clone(
+    plpy: Any,
+    config_id: int,
+    overrides_json: str | None,
+    fresh: bool,
+    workload_id: int | None,
+    max_epochs: int | None = None,
+) -> int:
     from . import steering
 
     return steering.clone(plpy, config_id, overrides_json, fresh, workload_id, max_epochs)
@@ -205,8 +271,15 @@ def evaluate(plpy: Any, GD: dict, config_id: int, dataset: str, epoch: int | Non
 
 
 @sql_errors
-def predict(plpy: Any, config_id: int, source: str, output: str, key: str | None,
-            epoch: int | None, batch_rows: int | None) -> int:
+def predict(
+    plpy: Any,
+    config_id: int,
+    source: str,
+    output: str,
+    key: str | None,
+    epoch: int | None,
+    batch_rows: int | None,
+) -> int:
     from . import inference
 
     return inference.predict(plpy, config_id, source, output, key, epoch, batch_rows)

@@ -30,7 +30,7 @@ class StateError(ValueError):
 class ModelState:
     model: list[tuple[str, np.ndarray]]
     optimizer: list[tuple[str, np.ndarray]]
-    meta: dict[str, Any] = field(default_factory=dict)   # config_id, epoch, partitions_done
+    meta: dict[str, Any] = field(default_factory=dict)  # config_id, epoch, partitions_done
 
     def to_bytes(self) -> bytes:
         return encode(self)
@@ -46,13 +46,26 @@ def encode(state: ModelState) -> bytes:
             if a.dtype.byteorder == ">":
                 a = a.astype(a.dtype.newbyteorder("<"))
             raw = a.tobytes()
-            arrays.append({"section": section, "name": name, "dtype": a.dtype.str,
-                           "shape": list(a.shape), "offset": offset, "size": len(raw)})
+            arrays.append(
+                {
+                    "section": section,
+                    "name": name,
+                    "dtype": a.dtype.str,
+                    "shape": list(a.shape),
+                    "offset": offset,
+                    "size": len(raw),
+                }
+            )
             chunks.append(raw)
             offset += len(raw)
     payload = b"".join(chunks)
-    header = {"format": FORMAT_VERSION, "meta": state.meta, "arrays": arrays,
-              "crc32": zlib.crc32(payload), "payload_size": len(payload)}
+    header = {
+        "format": FORMAT_VERSION,
+        "meta": state.meta,
+        "arrays": arrays,
+        "crc32": zlib.crc32(payload),
+        "payload_size": len(payload),
+    }
     hbytes = json.dumps(header, separators=(",", ":")).encode()
     return b"".join([MAGIC, _LEN.pack(len(hbytes)), hbytes, payload])
 
@@ -64,7 +77,7 @@ def read_header(blob: bytes) -> dict[str, Any]:
     (hlen,) = _LEN.unpack_from(mv, len(MAGIC))
     start = len(MAGIC) + 4
     try:
-        header = json.loads(bytes(mv[start:start + hlen]))
+        header = json.loads(bytes(mv[start : start + hlen]))
     except ValueError as e:
         raise StateError("corrupt model state header") from e
     if header.get("format") != FORMAT_VERSION:
@@ -78,7 +91,7 @@ def read_header(blob: bytes) -> dict[str, Any]:
 
 def decode(blob: bytes, verify: bool = True) -> ModelState:
     header = read_header(blob)
-    mv = memoryview(blob)[header["_payload_start"]:]
+    mv = memoryview(blob)[header["_payload_start"] :]
     if len(mv) != header["payload_size"]:
         raise StateError(
             f"model state truncated: payload has {len(mv)} bytes, header says "
@@ -88,8 +101,9 @@ def decode(blob: bytes, verify: bool = True) -> ModelState:
         raise StateError("model state checksum mismatch (corrupt state)")
     out: dict[str, list[tuple[str, np.ndarray]]] = {"model": [], "optimizer": []}
     for a in header["arrays"]:
-        arr = np.frombuffer(mv, dtype=np.dtype(a["dtype"]), count=_count(a),
-                            offset=a["offset"]).reshape(a["shape"])
+        arr = np.frombuffer(
+            mv, dtype=np.dtype(a["dtype"]), count=_count(a), offset=a["offset"]
+        ).reshape(a["shape"])
         out[a["section"]].append((a["name"], arr))
     return ModelState(out["model"], out["optimizer"], header.get("meta", {}))
 
@@ -136,13 +150,13 @@ def _assign(variables: list[Any], saved: list[tuple[str, np.ndarray]], section: 
             f"state does not fit the model: {len(saved)} {section} variables saved, "
             f"model has {len(variables)}"
         )
-    for v, (name, arr) in zip(variables, saved):
+    for v, (name, arr) in zip(variables, saved, strict=True):
         if tuple(v.shape) != tuple(arr.shape):
             raise StateError(
                 f"state does not fit the model: {section} variable {name} has shape "
                 f"{tuple(arr.shape)}, model variable {v.path} has {tuple(v.shape)}"
             )
-    for v, (name, arr) in zip(variables, saved):
+    for v, (name, arr) in zip(variables, saved, strict=True):
         if section == "optimizer" and name.endswith("/learning_rate"):
             continue
         v.assign(arr)

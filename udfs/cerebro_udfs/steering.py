@@ -45,14 +45,20 @@ def prepare_params(plpy: Any, workload_id: int, params_json: str) -> str:
     return json.dumps(full)
 
 
-def clone(plpy: Any, config_id: int, overrides_json: str | None, fresh: bool,
-          workload_id: int | None, max_epochs: int | None = None) -> int:
+def clone(
+    plpy: Any,
+    config_id: int,
+    overrides_json: str | None,
+    fresh: bool,
+    workload_id: int | None,
+    max_epochs: int | None = None,
+) -> int:
     """A new config from ``config_id``'s latest checkpoint, with ``overrides`` applied."""
     parent = config(plpy, config_id)
     w = workload(plpy, workload_id or parent.workload_id)
     overrides = json.loads(overrides_json) if overrides_json else {}
     if not isinstance(overrides, dict):
-        raise CerebroError("overrides must be a JSON object like {\"learning_rate\": 0.001}")
+        raise CerebroError('overrides must be a JSON object like {"learning_rate": 0.001}')
     if overrides:
         search.parse_space({}, w.param_schema, overrides)
     params = {**parent.params, **overrides}
@@ -67,27 +73,42 @@ def clone(plpy: Any, config_id: int, overrides_json: str | None, fresh: bool,
             raise CerebroError(
                 f"overriding {sorted(overrides)} changes the model's architecture "
                 f"({changed}), so the trained weights cannot be reused",
-                hint="pass fresh => true to start the clone from a new initialisation")
-    cid = store.insert_config(plpy, w.workload_id, params, parent.seed, source="clone",
-                              parent_config=config_id, epoch=epoch,
-                              clone_epoch=epoch if epoch else None, priority=parent.priority,
-                              max_epochs=max_epochs)
+                hint="pass fresh => true to start the clone from a new initialisation",
+            )
+    cid = store.insert_config(
+        plpy,
+        w.workload_id,
+        params,
+        parent.seed,
+        source="clone",
+        parent_config=config_id,
+        epoch=epoch,
+        clone_epoch=epoch if epoch else None,
+        priority=parent.priority,
+        max_epochs=max_epochs,
+    )
     if epoch:
         store.copy_checkpoint(plpy, cid, config_id, epoch)
     return cid
 
 
-def _architecture_change(plpy: Any, w: store.Workload, parent: store.Config,
-                         params: dict[str, Any], blob: bytes) -> str | None:
+def _architecture_change(
+    plpy: Any, w: store.Workload, parent: store.Config, params: dict[str, Any], blob: bytes
+) -> str | None:
     """Compare the variable shapes the new params build with those of the checkpoint."""
-    header = state.read_header(chunks.fetch(plpy, blob))
+    data = chunks.fetch(plpy, blob)
+    assert data is not None  # a checkpoint's state is never NULL
+    header = state.read_header(data)
     saved = [tuple(a["shape"]) for a in header["arrays"] if a["section"] == "model"]
     m = store.model_by_id(plpy, w.model_id)
     ds = store.dataset_by_id(plpy, w.train_dataset)
-    assert m is not None and ds is not None     # foreign keys of the workload
+    assert m is not None and ds is not None  # foreign keys of the workload
     model = models.build_model(m.spec(), params, models.dataset_meta(ds.row()), parent.seed)
     now = [tuple(v.shape) for v in model.variables]
     if now != saved:
-        return f"{len(saved)} variables {saved[:4]}... vs {len(now)} {now[:4]}..." \
-            if len(saved) > 4 else f"variable shapes {saved} vs {now}"
+        return (
+            f"{len(saved)} variables {saved[:4]}... vs {len(now)} {now[:4]}..."
+            if len(saved) > 4
+            else f"variable shapes {saved} vs {now}"
+        )
     return None

@@ -20,8 +20,9 @@ from typing import Any
 # ------------------------------------------------------------------------------ helpers
 
 
-def _rows(plpy: Any, query: str, types: list[str] | None = None,
-          args: list[Any] | None = None) -> list[dict[str, Any]]:
+def _rows(
+    plpy: Any, query: str, types: list[str] | None = None, args: list[Any] | None = None
+) -> list[dict[str, Any]]:
     if types is None:
         return [dict(r) for r in plpy.execute(query)]
     return [dict(r) for r in plpy.execute(plpy.prepare(query, types), args)]
@@ -59,8 +60,12 @@ class Model:
 
     def spec(self) -> dict[str, Any]:
         """What the training aggregates take as their ``model`` argument."""
-        return {"name": self.name, "kind": self.kind, "entry_point": self.entry_point,
-                "source": self.source}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "entry_point": self.entry_point,
+            "source": self.source,
+        }
 
 
 _MODEL = "select model_id, name, kind, entry_point, source, param_schema from cerebro.models "
@@ -69,8 +74,14 @@ _MODEL = "select model_id, name, kind, entry_point, source, param_schema from ce
 def _model(row: dict[str, Any] | None) -> Model | None:
     if row is None:
         return None
-    return Model(row["model_id"], row["name"], row["kind"], row["entry_point"], row["source"],
-                 _json(row["param_schema"], {}))
+    return Model(
+        row["model_id"],
+        row["name"],
+        row["kind"],
+        row["entry_point"],
+        row["source"],
+        _json(row["param_schema"], {}),
+    )
 
 
 def find_model(plpy: Any, name: str) -> Model | None:
@@ -85,22 +96,34 @@ def model_names(plpy: Any) -> list[str]:
     return [r["name"] for r in _rows(plpy, "select name from cerebro.models order by 1")]
 
 
-def insert_model(plpy: Any, name: str, source: str, entry_point: str,
-                 param_schema: dict[str, Any], description: str | None) -> int:
+def insert_model(
+    plpy: Any,
+    name: str,
+    source: str,
+    entry_point: str,
+    param_schema: dict[str, Any],
+    description: str | None,
+) -> int:
     """Register a custom model (its script was built once before this is called)."""
-    row = _row(plpy,
-               "insert into cerebro.models (name, kind, source, entry_point, param_schema, "
-               "description) values ($1, 'custom', $2, $3, $4, $5) returning model_id",
-               ["text", "text", "text", "jsonb", "text"],
-               [name, source, entry_point, json.dumps(param_schema), description])
+    row = _row(
+        plpy,
+        "insert into cerebro.models (name, kind, source, entry_point, param_schema, "
+        "description) values ($1, 'custom', $2, $3, $4, $5) returning model_id",
+        ["text", "text", "text", "jsonb", "text"],
+        [name, source, entry_point, json.dumps(param_schema), description],
+    )
     assert row is not None
     return int(row["model_id"])
 
 
 def set_roster_schema(plpy: Any, name: str, param_schema: dict[str, Any]) -> None:
-    plpy.execute(plpy.prepare("update cerebro.models set param_schema = $2 where name = $1 "
-                              "and kind = 'roster'", ["text", "jsonb"]),
-                 [name, json.dumps(param_schema)])
+    plpy.execute(
+        plpy.prepare(
+            "update cerebro.models set param_schema = $2 where name = $1 and kind = 'roster'",
+            ["text", "jsonb"],
+        ),
+        [name, json.dumps(param_schema)],
+    )
 
 
 # ------------------------------------------------------------------------------ datasets
@@ -127,15 +150,29 @@ class Dataset:
     def row(self) -> dict[str, Any]:
         """The row as a dict, as ``models.training_config``/``dataset_meta`` take it."""
         out = dict(self.extra)
-        out.update({k: getattr(self, k) for k in (
-            "dataset_id", "name", "task", "classes", "feature_shape", "num_partitions",
-            "features", "label", "normalization", "encoding", "version")})
+        out.update(
+            {
+                k: getattr(self, k)
+                for k in (
+                    "dataset_id",
+                    "name",
+                    "task",
+                    "classes",
+                    "feature_shape",
+                    "num_partitions",
+                    "features",
+                    "label",
+                    "normalization",
+                    "encoding",
+                    "version",
+                )
+            }
+        )
         return out
 
 
 _DATASET_JSON = ("classes", "features", "normalization", "encoding", "statistics")
-_DATASET = ("select *, extract(epoch from created_at)::text as version "
-            "from cerebro.datasets ")
+_DATASET = "select *, extract(epoch from created_at)::text as version from cerebro.datasets "
 
 
 def _dataset(row: dict[str, Any] | None) -> Dataset | None:
@@ -145,9 +182,22 @@ def _dataset(row: dict[str, Any] | None) -> Dataset | None:
         if k in row:
             row[k] = _json(row[k])
     row["feature_shape"] = list(row["feature_shape"])
-    named = {k: row.pop(k) for k in ("dataset_id", "name", "task", "classes", "feature_shape",
-                                     "num_partitions", "features", "label", "normalization",
-                                     "encoding", "version")}
+    named = {
+        k: row.pop(k)
+        for k in (
+            "dataset_id",
+            "name",
+            "task",
+            "classes",
+            "feature_shape",
+            "num_partitions",
+            "features",
+            "label",
+            "normalization",
+            "encoding",
+            "version",
+        )
+    }
     return Dataset(**named, extra=row)
 
 
@@ -191,19 +241,37 @@ class Workload:
         return 1.0 if self.objective_direction == "min" else -1.0
 
 
-_WORKLOAD_FIELDS = ("workload_id", "name", "model_id", "train_dataset", "valid_dataset",
-                    "search", "space", "options", "fixed_params", "objective",
-                    "objective_direction", "num_configs", "max_epochs", "priority", "status",
-                    "seed")
+_WORKLOAD_FIELDS = (
+    "workload_id",
+    "name",
+    "model_id",
+    "train_dataset",
+    "valid_dataset",
+    "search",
+    "space",
+    "options",
+    "fixed_params",
+    "objective",
+    "objective_direction",
+    "num_configs",
+    "max_epochs",
+    "priority",
+    "status",
+    "seed",
+)
 
 
 def find_workload(plpy: Any, workload_id: int, lock: bool = False) -> Workload | None:
     """The workload; with ``lock``, row-locked (FOR NO KEY UPDATE) so that AutoML steps on
     it serialize and never duplicate a suggestion."""
-    row = _row(plpy,
-               "select w.*, m.name as model, m.param_schema from cerebro.workloads w "
-               "join cerebro.models m using (model_id) where w.workload_id = $1"
-               + (" for no key update of w" if lock else ""), ["int"], [workload_id])
+    row = _row(
+        plpy,
+        "select w.*, m.name as model, m.param_schema from cerebro.workloads w "
+        "join cerebro.models m using (model_id) where w.workload_id = $1"
+        + (" for no key update of w" if lock else ""),
+        ["int"],
+        [workload_id],
+    )
     if row is None:
         return None
     values = {k: row[k] for k in _WORKLOAD_FIELDS}
@@ -213,13 +281,18 @@ def find_workload(plpy: Any, workload_id: int, lock: bool = False) -> Workload |
 
 
 def workload_exists(plpy: Any, name: str) -> bool:
-    return _row(plpy, "select 1 from cerebro.workloads where name = $1", ["text"],
-                [name]) is not None
+    return (
+        _row(plpy, "select 1 from cerebro.workloads where name = $1", ["text"], [name]) is not None
+    )
 
 
 def count_child_workloads(plpy: Any, workload_id: int) -> int:
-    row = _row(plpy, "select count(*) as n from cerebro.workloads where parent_workload = $1",
-               ["int"], [workload_id])
+    row = _row(
+        plpy,
+        "select count(*) as n from cerebro.workloads where parent_workload = $1",
+        ["int"],
+        [workload_id],
+    )
     return int(row["n"]) if row else 0
 
 
@@ -245,24 +318,59 @@ class NewWorkload:
 
 
 def create_workload(plpy: Any, w: NewWorkload) -> int:
-    row = _row(plpy,
-               "insert into cerebro.workloads (name, model_id, train_dataset, valid_dataset, "
-               "search, space, objective, objective_direction, max_epochs, priority, seed, "
-               "num_configs, fixed_params, options, parent_workload) values ($1, $2, $3, $4, "
-               "$5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) returning workload_id",
-               ["text", "int", "int", "int", "text", "jsonb", "text", "text", "int", "int",
-                "bigint", "int", "jsonb", "jsonb", "int"],
-               [w.name, w.model_id, w.train_dataset, w.valid_dataset, w.search,
-                json.dumps(w.space), w.objective, w.objective_direction, w.max_epochs,
-                w.priority, w.seed, w.num_configs, json.dumps(w.fixed_params),
-                json.dumps(w.options), w.parent_workload])
+    row = _row(
+        plpy,
+        "insert into cerebro.workloads (name, model_id, train_dataset, valid_dataset, "
+        "search, space, objective, objective_direction, max_epochs, priority, seed, "
+        "num_configs, fixed_params, options, parent_workload) values ($1, $2, $3, $4, "
+        "$5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) returning workload_id",
+        [
+            "text",
+            "int",
+            "int",
+            "int",
+            "text",
+            "jsonb",
+            "text",
+            "text",
+            "int",
+            "int",
+            "bigint",
+            "int",
+            "jsonb",
+            "jsonb",
+            "int",
+        ],
+        [
+            w.name,
+            w.model_id,
+            w.train_dataset,
+            w.valid_dataset,
+            w.search,
+            json.dumps(w.space),
+            w.objective,
+            w.objective_direction,
+            w.max_epochs,
+            w.priority,
+            w.seed,
+            w.num_configs,
+            json.dumps(w.fixed_params),
+            json.dumps(w.options),
+            w.parent_workload,
+        ],
+    )
     assert row is not None
     return int(row["workload_id"])
 
 
 def set_parent_workload(plpy: Any, workload_id: int, parent: int) -> None:
-    plpy.execute(plpy.prepare("update cerebro.workloads set parent_workload = $1 where "
-                              "workload_id = $2", ["int", "int"]), [parent, workload_id])
+    plpy.execute(
+        plpy.prepare(
+            "update cerebro.workloads set parent_workload = $1 where workload_id = $2",
+            ["int", "int"],
+        ),
+        [parent, workload_id],
+    )
 
 
 # ------------------------------------------------------------------------------ configs
@@ -284,13 +392,22 @@ class Config:
     parent_config: int | None
 
 
-_CONFIG_FIELDS = ("config_id", "workload_id", "params", "status", "epoch", "seed", "priority",
-                  "max_epochs", "source", "parent_config")
+_CONFIG_FIELDS = (
+    "config_id",
+    "workload_id",
+    "params",
+    "status",
+    "epoch",
+    "seed",
+    "priority",
+    "max_epochs",
+    "source",
+    "parent_config",
+)
 
 
 def find_config(plpy: Any, config_id: int) -> Config | None:
-    row = _row(plpy, "select * from cerebro.configs where config_id = $1", ["int"],
-               [config_id])
+    row = _row(plpy, "select * from cerebro.configs where config_id = $1", ["int"], [config_id])
     if row is None:
         return None
     values = {k: row[k] for k in _CONFIG_FIELDS}
@@ -298,33 +415,57 @@ def find_config(plpy: Any, config_id: int) -> Config | None:
     return Config(**values)
 
 
-def insert_config(plpy: Any, workload_id: int, params: dict[str, Any], seed: int,
-                  source: str = "automl", parent_config: int | None = None, epoch: int = 0,
-                  clone_epoch: int | None = None, priority: int = 0,
-                  max_epochs: int | None = None) -> int:
+def insert_config(
+    plpy: Any,
+    workload_id: int,
+    params: dict[str, Any],
+    seed: int,
+    source: str = "automl",
+    parent_config: int | None = None,
+    epoch: int = 0,
+    clone_epoch: int | None = None,
+    priority: int = 0,
+    max_epochs: int | None = None,
+) -> int:
     """Add a config. The steering trigger completes and checks its params and records the
     ``add``/``clone`` event with the acting role, so this is the same path as a user's
     ``INSERT``."""
-    row = _row(plpy,
-               "insert into cerebro.configs (workload_id, params, seed, parent_config, "
-               "source, epoch, clone_epoch, priority, max_epochs) values ($1, $2, $3, $4, $5, "
-               "$6, $7, $8, $9) returning config_id",
-               ["int", "jsonb", "bigint", "int", "text", "int", "int", "int", "int"],
-               [workload_id, json.dumps(params), seed, parent_config, source, epoch,
-                clone_epoch, priority, max_epochs])
+    row = _row(
+        plpy,
+        "insert into cerebro.configs (workload_id, params, seed, parent_config, "
+        "source, epoch, clone_epoch, priority, max_epochs) values ($1, $2, $3, $4, $5, "
+        "$6, $7, $8, $9) returning config_id",
+        ["int", "jsonb", "bigint", "int", "text", "int", "int", "int", "int"],
+        [
+            workload_id,
+            json.dumps(params),
+            seed,
+            parent_config,
+            source,
+            epoch,
+            clone_epoch,
+            priority,
+            max_epochs,
+        ],
+    )
     assert row is not None
     return int(row["config_id"])
 
 
 def set_status(plpy: Any, config_id: int, status: str) -> None:
     """The same UPDATE a person types; the state-machine trigger checks it and audits it."""
-    plpy.execute(plpy.prepare("update cerebro.configs set status = $2 where config_id = $1",
-                              ["int", "text"]), [config_id, status])
+    plpy.execute(
+        plpy.prepare(
+            "update cerebro.configs set status = $2 where config_id = $1", ["int", "text"]
+        ),
+        [config_id, status],
+    )
 
 
 def workload_of_config(plpy: Any, config_id: int) -> int | None:
-    row = _row(plpy, "select workload_id from cerebro.configs where config_id = $1", ["int"],
-               [config_id])
+    row = _row(
+        plpy, "select workload_id from cerebro.configs where config_id = $1", ["int"], [config_id]
+    )
     return None if row is None else int(row["workload_id"])
 
 
@@ -342,7 +483,10 @@ def config_summaries(plpy: Any, workload_id: int) -> list[dict[str, Any]]:
         "  e.action in ('stop', 'resume', 'add', 'clone') order by e.event_id desc limit 1) "
         "  as last_actor "
         "from cerebro.configs c join cerebro.workloads w using (workload_id) "
-        "where c.workload_id = $1 order by c.config_id", ["int"], [workload_id])
+        "where c.workload_id = $1 order by c.config_id",
+        ["int"],
+        [workload_id],
+    )
     for r in rows:
         r["params"] = _json(r["params"], {})
     return rows
@@ -350,32 +494,41 @@ def config_summaries(plpy: Any, workload_id: int) -> list[dict[str, Any]]:
 
 def best_config(plpy: Any, workload_id: int) -> int | None:
     """The leaderboard's top config with a measured objective."""
-    row = _row(plpy,
-               "select config_id from cerebro.leaderboard where workload_id = $1 and "
-               "best_objective is not null order by rank, config_id limit 1", ["int"],
-               [workload_id])
+    row = _row(
+        plpy,
+        "select config_id from cerebro.leaderboard where workload_id = $1 and "
+        "best_objective is not null order by rank, config_id limit 1",
+        ["int"],
+        [workload_id],
+    )
     return None if row is None else int(row["config_id"])
 
 
 # ------------------------------------------------------------------------------ metrics
 
 
-def objectives_at(plpy: Any, workload_id: int, objective: str, epoch: int
-                  ) -> dict[int, float]:
+def objectives_at(plpy: Any, workload_id: int, objective: str, epoch: int) -> dict[int, float]:
     """Each config's objective in its metrics row of ``epoch`` (as measured, not signed)."""
-    rows = _rows(plpy,
-                 "select m.config_id, cerebro.objective_value(m, $2) as v from cerebro.metrics"
-                 " m join cerebro.configs c using (config_id) where c.workload_id = $1 and "
-                 "m.epoch = $3", ["int", "text", "int"], [workload_id, objective, epoch])
+    rows = _rows(
+        plpy,
+        "select m.config_id, cerebro.objective_value(m, $2) as v from cerebro.metrics"
+        " m join cerebro.configs c using (config_id) where c.workload_id = $1 and "
+        "m.epoch = $3",
+        ["int", "text", "int"],
+        [workload_id, objective, epoch],
+    )
     return {r["config_id"]: r["v"] for r in rows if r["v"] is not None}
 
 
 def latest_objective(plpy: Any, config_id: int, objective: str) -> float | None:
     """The objective of a config's latest metrics row."""
-    row = _row(plpy,
-               "select cerebro.objective_value(m, $2) as v from cerebro.metrics m where "
-               "m.config_id = $1 order by m.epoch desc limit 1", ["int", "text"],
-               [config_id, objective])
+    row = _row(
+        plpy,
+        "select cerebro.objective_value(m, $2) as v from cerebro.metrics m where "
+        "m.config_id = $1 order by m.epoch desc limit 1",
+        ["int", "text"],
+        [config_id, objective],
+    )
     return None if row is None else row["v"]
 
 
@@ -384,48 +537,75 @@ def latest_objective(plpy: Any, config_id: int, objective: str) -> float | None:
 
 def latest_checkpoint(plpy: Any, config_id: int) -> tuple[int, bytes] | None:
     """(epoch, state) of a config's latest checkpoint."""
-    row = _row(plpy,
-               "select epoch, state from cerebro.checkpoints where config_id = $1 "
-               "order by epoch desc limit 1", ["int"], [config_id])
+    row = _row(
+        plpy,
+        "select epoch, state from cerebro.checkpoints where config_id = $1 "
+        "order by epoch desc limit 1",
+        ["int"],
+        [config_id],
+    )
     return None if row is None else (int(row["epoch"]), row["state"])
 
 
 def copy_checkpoint(plpy: Any, to_config: int, from_config: int, epoch: int) -> None:
     """A clone starts from its parent's checkpoint (a chunked state's reference is shared:
     blobs are immutable)."""
-    plpy.execute(plpy.prepare(
-        "insert into cerebro.checkpoints (config_id, epoch, state) "
-        "select $1, epoch, state from cerebro.checkpoints where config_id = $2 and "
-        "epoch = $3", ["int", "int", "int"]), [to_config, from_config, epoch])
+    plpy.execute(
+        plpy.prepare(
+            "insert into cerebro.checkpoints (config_id, epoch, state) "
+            "select $1, epoch, state from cerebro.checkpoints where config_id = $2 and "
+            "epoch = $3",
+            ["int", "int", "int"],
+        ),
+        [to_config, from_config, epoch],
+    )
 
 
 # ------------------------------------------------------------------------------ events
 
 
-def record_event(plpy: Any, action: str, workload_id: int | None = None,
-                 config_id: int | None = None, detail: dict[str, Any] | None = None,
-                 actor: str | None = None) -> None:
+def record_event(
+    plpy: Any,
+    action: str,
+    workload_id: int | None = None,
+    config_id: int | None = None,
+    detail: dict[str, Any] | None = None,
+    actor: str | None = None,
+) -> None:
     """Append to the audit trail; the actor is the session's (``cerebro.actor()``) unless
     a procedure names itself."""
-    plpy.execute(plpy.prepare(
-        "insert into cerebro.events (actor, workload_id, config_id, action, detail) values "
-        "(coalesce($1, cerebro.actor()), $2, $3, $4, $5)", ["text", "int", "int", "text",
-                                                             "jsonb"]),
-        [actor, workload_id, config_id, action, _dump(detail)])
+    plpy.execute(
+        plpy.prepare(
+            "insert into cerebro.events (actor, workload_id, config_id, action, detail) values "
+            "(coalesce($1, cerebro.actor()), $2, $3, $4, $5)",
+            ["text", "int", "int", "text", "jsonb"],
+        ),
+        [actor, workload_id, config_id, action, _dump(detail)],
+    )
 
 
 def event_config_ids(plpy: Any, workload_id: int, action: str) -> set[int]:
     """Configs of a workload that have an event ``action``."""
-    return {r["config_id"] for r in _rows(
-        plpy, "select config_id from cerebro.events where workload_id = $1 and action = $2",
-        ["int", "text"], [workload_id, action])}
+    return {
+        r["config_id"]
+        for r in _rows(
+            plpy,
+            "select config_id from cerebro.events where workload_id = $1 and action = $2",
+            ["int", "text"],
+            [workload_id, action],
+        )
+    }
 
 
 def last_stop_or_resume(plpy: Any, config_id: int) -> dict[str, Any] | None:
     """The latest stop/resume event of a config: {actor, action}."""
-    return _row(plpy,
-                "select actor, action from cerebro.events where config_id = $1 and action in "
-                "('stop', 'resume') order by event_id desc limit 1", ["int"], [config_id])
+    return _row(
+        plpy,
+        "select actor, action from cerebro.events where config_id = $1 and action in "
+        "('stop', 'resume') order by event_id desc limit 1",
+        ["int"],
+        [config_id],
+    )
 
 
 # ------------------------------------------------------------------------------ session
@@ -439,8 +619,7 @@ def set_actor(plpy: Any, actor: str) -> str:
     """Act as ``actor`` until the end of the transaction (steering triggers read it);
     returns the previous value so that the caller can restore it."""
     prev = plpy.execute("select current_setting('cerebro.actor', true) as a")[0]["a"] or ""
-    plpy.execute(plpy.prepare("select set_config('cerebro.actor', $1, true)", ["text"]),
-                 [actor])
+    plpy.execute(plpy.prepare("select set_config('cerebro.actor', $1, true)", ["text"]), [actor])
     return str(prev)
 
 
@@ -454,8 +633,9 @@ def notify_scheduler(plpy: Any, what: str) -> None:
 
 def dataset_exists(plpy: Any, name: str) -> bool:
     """Whether a dataset of that name exists (without reading its vocabulary)."""
-    return _row(plpy, "select 1 from cerebro.datasets where name = $1", ["text"],
-                [name]) is not None
+    return (
+        _row(plpy, "select 1 from cerebro.datasets where name = $1", ["text"], [name]) is not None
+    )
 
 
 @dataclass
@@ -484,39 +664,88 @@ class NewDataset:
 
 def insert_dataset(plpy: Any, d: NewDataset) -> int:
     """Register a packed dataset; returns its id."""
-    row = _row(plpy,
-               "insert into cerebro.datasets (name, source, features, label, task, classes, "
-               "feature_shape, normalization, statistics, num_rows, num_partitions, "
-               "buffer_rows, rows_per_partition, seed, like_dataset, encoding, vocabulary) "
-               "values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, "
-               "$16, $17) returning dataset_id",
-               ["text", "text", "jsonb", "text", "text", "jsonb", "int[]", "jsonb", "jsonb",
-                "bigint", "int", "int", "bigint[]", "bigint", "int", "jsonb", "text[]"],
-               [d.name, d.source, json.dumps(list(d.features)), d.label, d.task,
-                _dump(d.classes), d.feature_shape, json.dumps(d.normalization),
-                json.dumps(d.statistics), d.num_rows, d.num_partitions, d.buffer_rows,
-                d.rows_per_partition, d.seed, d.like_dataset, json.dumps(d.encoding),
-                d.vocabulary])
+    row = _row(
+        plpy,
+        "insert into cerebro.datasets (name, source, features, label, task, classes, "
+        "feature_shape, normalization, statistics, num_rows, num_partitions, "
+        "buffer_rows, rows_per_partition, seed, like_dataset, encoding, vocabulary) "
+        "values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, "
+        "$16, $17) returning dataset_id",
+        [
+            "text",
+            "text",
+            "jsonb",
+            "text",
+            "text",
+            "jsonb",
+            "int[]",
+            "jsonb",
+            "jsonb",
+            "bigint",
+            "int",
+            "int",
+            "bigint[]",
+            "bigint",
+            "int",
+            "jsonb",
+            "text[]",
+        ],
+        [
+            d.name,
+            d.source,
+            json.dumps(list(d.features)),
+            d.label,
+            d.task,
+            _dump(d.classes),
+            d.feature_shape,
+            json.dumps(d.normalization),
+            json.dumps(d.statistics),
+            d.num_rows,
+            d.num_partitions,
+            d.buffer_rows,
+            d.rows_per_partition,
+            d.seed,
+            d.like_dataset,
+            json.dumps(d.encoding),
+            d.vocabulary,
+        ],
+    )
     assert row is not None
     return int(row["dataset_id"])
 
 
 def delete_dataset(plpy: Any, name: str) -> bool:
     """Delete a dataset (its buffers go with it); False if there was none of that name."""
-    return _row(plpy, "delete from cerebro.datasets where name = $1 returning dataset_id",
-                ["text"], [name]) is not None
+    return (
+        _row(
+            plpy,
+            "delete from cerebro.datasets where name = $1 returning dataset_id",
+            ["text"],
+            [name],
+        )
+        is not None
+    )
 
 
 def checkpoint_of_epoch(plpy: Any, config_id: int, epoch: int) -> tuple[int, bytes] | None:
     """(epoch, state) of a config's checkpoint of that epoch."""
-    row = _row(plpy,
-               "select epoch, state from cerebro.checkpoints where config_id = $1 and "
-               "epoch = $2", ["int", "int"], [config_id, epoch])
+    row = _row(
+        plpy,
+        "select epoch, state from cerebro.checkpoints where config_id = $1 and epoch = $2",
+        ["int", "int"],
+        [config_id, epoch],
+    )
     return None if row is None else (int(row["epoch"]), row["state"])
 
 
 def checkpoint_epochs(plpy: Any, config_id: int) -> list[int]:
     """The epochs a config has checkpoints of, in order."""
-    return [int(r["epoch"]) for r in _rows(
-        plpy, "select epoch from cerebro.checkpoints where config_id = $1 order by epoch",
-        ["int"], [config_id])]
+    return [
+        int(r["epoch"])
+        for r in _rows(
+            plpy,
+            "select epoch from cerebro.checkpoints where config_id = $1 order by epoch",
+            ["int"],
+            [config_id],
+        )
+    ]

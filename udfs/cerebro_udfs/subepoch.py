@@ -14,7 +14,7 @@ from typing import Any
 from . import chunks, models, registry, store
 from .errors import CerebroError
 
-MAX_VALUE_BYTES = (1 << 30) - (1 << 20)   # PostgreSQL's 1 GB limit, less room for headers
+MAX_VALUE_BYTES = (1 << 30) - (1 << 20)  # PostgreSQL's 1 GB limit, less room for headers
 
 _AGG_SQL = (
     "select (r).* from (select cerebro.{agg}($1, $2, $3) "
@@ -28,14 +28,22 @@ def _dataset(plpy: Any, dataset: str, partition: int | None) -> store.Dataset:
     if ds is None:
         raise CerebroError(f"dataset {dataset!r} does not exist")
     if partition is not None and not 0 <= partition < ds.num_partitions:
-        raise CerebroError(f"dataset {dataset!r} has partitions 0..{ds.num_partitions - 1}, "
-                           f"not {partition}")
+        raise CerebroError(
+            f"dataset {dataset!r} has partitions 0..{ds.num_partitions - 1}, not {partition}"
+        )
     return ds
 
 
-def config_for(plpy: Any, model: str, dataset: str, params_json: str | None, seed: int,
-               partition: int | None, epoch: int, config_id: int | None
-               ) -> tuple[store.Model, dict[str, Any]]:
+def config_for(
+    plpy: Any,
+    model: str,
+    dataset: str,
+    params_json: str | None,
+    seed: int,
+    partition: int | None,
+    epoch: int,
+    config_id: int | None,
+) -> tuple[store.Model, dict[str, Any]]:
     """The model and the aggregates' config: params checked against the model, dataset
     metadata, and the partition's cache key."""
     m = registry.load(plpy, model)
@@ -45,16 +53,33 @@ def config_for(plpy: Any, model: str, dataset: str, params_json: str | None, see
     return m, models.training_config(ds.row(), params, seed, partition, epoch, config_id)
 
 
-def subepoch_config(plpy: Any, model: str, dataset: str, params_json: str | None, seed: int,
-                    partition: int | None, epoch: int, config_id: int | None) -> str:
+def subepoch_config(
+    plpy: Any,
+    model: str,
+    dataset: str,
+    params_json: str | None,
+    seed: int,
+    partition: int | None,
+    epoch: int,
+    config_id: int | None,
+) -> str:
     """``cerebro.subepoch_config`` as JSON text."""
     _, cfg = config_for(plpy, model, dataset, params_json, seed, partition, epoch, config_id)
     return json.dumps(cfg)
 
 
-def run_unit(plpy: Any, GD: dict, kind: str, model: str, dataset: str,
-             partition: int | None, params_json: str | None, blob: bytes | None, seed: int,
-             epoch: int) -> dict[str, Any]:
+def run_unit(
+    plpy: Any,
+    GD: dict,
+    kind: str,
+    model: str,
+    dataset: str,
+    partition: int | None,
+    params_json: str | None,
+    blob: bytes | None,
+    seed: int,
+    epoch: int,
+) -> dict[str, Any]:
     """Run the train or eval aggregate on one partition (or, for eval, the whole dataset)."""
     if kind == "train" and partition is None:
         raise CerebroError("a sub-epoch trains on one partition: give partition => N")
@@ -77,7 +102,7 @@ def _join_chunks(GD: dict, ref: bytes) -> bytes:
     data = b"".join(c[2] for c in chunks.unstash(GD, ref))
     if len(data) > MAX_VALUE_BYTES:
         raise CerebroError(
-            f"the new state has {len(data)} bytes, more than one PostgreSQL value holds "
-            "(1 GB)", hint="train it with cerebro.launch: the scheduler stores large "
-                           "states in chunks")
+            f"the new state has {len(data)} bytes, more than one PostgreSQL value holds (1 GB)",
+            hint="train it with cerebro.launch: the scheduler stores large states in chunks",
+        )
     return data

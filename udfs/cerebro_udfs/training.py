@@ -33,14 +33,13 @@ _tokens = itertools.count(1)
 MAX_PENDING = 4
 
 
-def collect(GD: dict, token: int | None, buffer_id: int, x: bytes, y: bytes,
-            num_rows: int) -> int:
+def collect(GD: dict, token: int | None, buffer_id: int, x: bytes, y: bytes, num_rows: int) -> int:
     """Transition function: remember one buffer of the group being aggregated."""
     pending: OrderedDict = GD.setdefault("cerebro.pending", OrderedDict())
     if token is None:
         token = next(_tokens)
         pending[token] = []
-        while len(pending) > MAX_PENDING:      # groups of statements that failed midway
+        while len(pending) > MAX_PENDING:  # groups of statements that failed midway
             pending.popitem(last=False)
     pending[token].append((buffer_id, x, y, num_rows))
     return token
@@ -52,8 +51,9 @@ def _take(GD: dict, token: int | None) -> list[tuple]:
     return GD.get("cerebro.pending", {}).pop(token, [])
 
 
-def _partition_arrays(GD: dict, buffers: list[tuple], cfg: dict[str, Any]
-                      ) -> tuple[np.ndarray, np.ndarray]:
+def _partition_arrays(
+    GD: dict, buffers: list[tuple], cfg: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
     ds = cfg["dataset"]
     key = cfg.get("cache_key")
     parts = cache.partitions(GD)
@@ -82,8 +82,11 @@ def _model_for(GD: dict, spec: dict, cfg: dict, blob: bytes | None) -> Any:
     traced train function, which costs far more to rebuild than assigning the weights.
     """
     params = cfg.get("params", {})
-    key = (models.spec_key(spec), json.dumps(params, sort_keys=True),
-           json.dumps(cfg["dataset"], sort_keys=True))
+    key = (
+        models.spec_key(spec),
+        json.dumps(params, sort_keys=True),
+        json.dumps(cfg["dataset"], sort_keys=True),
+    )
     lru = cache.models(GD)
     if blob is None:
         model = models.build_model(spec, params, cfg["dataset"], cfg.get("seed", 0))
@@ -108,8 +111,10 @@ def _parse(spec_json: str | dict, cfg_json: str | dict) -> tuple[dict, dict]:
     spec = json.loads(spec_json) if isinstance(spec_json, str) else spec_json
     cfg = json.loads(cfg_json) if isinstance(cfg_json, str) else cfg_json
     if not spec or not cfg or "dataset" not in cfg:
-        raise CerebroError("model spec and config are required (see cerebro.model_spec and "
-                           "cerebro.subepoch_config)")
+        raise CerebroError(
+            "model spec and config are required (see cerebro.model_spec and "
+            "cerebro.subepoch_config)"
+        )
     return spec, cfg
 
 
@@ -121,8 +126,9 @@ def _scalar_logs(logs: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def train_final(plpy: Any, GD: dict, token: int | None, blob: bytes | None,
-                spec_json: str, cfg_json: str) -> dict[str, Any]:
+def train_final(
+    plpy: Any, GD: dict, token: int | None, blob: bytes | None, spec_json: str, cfg_json: str
+) -> dict[str, Any]:
     """Final function of ``cerebro.train_subepoch``: one pass over one partition."""
     buffers = _take(GD, token)
     blob = chunks.resolve(GD, blob)
@@ -134,8 +140,15 @@ def train_final(plpy: Any, GD: dict, token: int | None, blob: bytes | None,
         batch_size = int(cfg.get("params", {}).get("batch_size", 64))
         t0 = time.perf_counter()
         try:
-            hist = model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0,
-                             callbacks=[interrupts.callback()])
+            hist = model.fit(
+                x,
+                y,
+                batch_size=batch_size,
+                epochs=1,
+                shuffle=False,
+                verbose=0,
+                callbacks=[interrupts.callback()],
+            )
         except interrupts.Interrupted as e:
             raise CerebroError(f"sub-epoch interrupted: {e}", sqlstate="57014") from None
         except Exception as e:  # noqa: BLE001 - user models may raise anything
@@ -144,20 +157,34 @@ def train_final(plpy: Any, GD: dict, token: int | None, blob: bytes | None,
         logs = _scalar_logs(hist.history)
         loss = logs.pop("loss", None)
         prev = state.read_header(blob)["meta"] if blob is not None else {}
-        done = list(prev.get("partitions_done", [])) if prev.get("epoch") == cfg.get("epoch") \
-            else []
+        done = (
+            list(prev.get("partitions_done", [])) if prev.get("epoch") == cfg.get("epoch") else []
+        )
         if "partition" in cfg:
             done.append(cfg["partition"])
-        meta = {"config_id": cfg.get("config_id"), "epoch": cfg.get("epoch"),
-                "partitions_done": done}
-        new_state = chunks.spill(GD, state.capture(model, meta).to_bytes(),
-                                 cfg.get("state_inline_max"), cfg.get("state_chunk_bytes"))
-        return {"state": new_state, "loss": loss, "metrics": json.dumps(logs),
-                "rows": int(x.shape[0]), "seconds": seconds}
+        meta = {
+            "config_id": cfg.get("config_id"),
+            "epoch": cfg.get("epoch"),
+            "partitions_done": done,
+        }
+        new_state = chunks.spill(
+            GD,
+            state.capture(model, meta).to_bytes(),
+            cfg.get("state_inline_max"),
+            cfg.get("state_chunk_bytes"),
+        )
+        return {
+            "state": new_state,
+            "loss": loss,
+            "metrics": json.dumps(logs),
+            "rows": int(x.shape[0]),
+            "seconds": seconds,
+        }
 
 
-def eval_final(plpy: Any, GD: dict, token: int | None, blob: bytes | None,
-               spec_json: str, cfg_json: str) -> dict[str, Any]:
+def eval_final(
+    plpy: Any, GD: dict, token: int | None, blob: bytes | None, spec_json: str, cfg_json: str
+) -> dict[str, Any]:
     """Final function of ``cerebro.evaluate_partition``: loss and metrics of a state."""
     buffers = _take(GD, token)
     blob = chunks.resolve(GD, blob)
@@ -171,12 +198,22 @@ def eval_final(plpy: Any, GD: dict, token: int | None, blob: bytes | None,
         batch_size = int(cfg.get("params", {}).get("batch_size", 64))
         t0 = time.perf_counter()
         try:
-            logs = model.evaluate(x, y, batch_size=max(batch_size, 256), verbose=0,
-                                  return_dict=True, callbacks=[interrupts.callback()])
+            logs = model.evaluate(
+                x,
+                y,
+                batch_size=max(batch_size, 256),
+                verbose=0,
+                return_dict=True,
+                callbacks=[interrupts.callback()],
+            )
         except interrupts.Interrupted as e:
             raise CerebroError(f"evaluation interrupted: {e}", sqlstate="57014") from None
         seconds = time.perf_counter() - t0
         logs = _scalar_logs(logs)
         loss = logs.pop("loss", None)
-        return {"loss": loss, "metrics": json.dumps(logs), "rows": int(x.shape[0]),
-                "seconds": seconds}
+        return {
+            "loss": loss,
+            "metrics": json.dumps(logs),
+            "rows": int(x.shape[0]),
+            "seconds": seconds,
+        }

@@ -4,7 +4,8 @@ model's parameter schema (stored in ``cerebro.models.param_schema``; a test keep
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import mlp, mobilenet, resnet, transformer
 

@@ -30,8 +30,12 @@ def set_bn_momentum(model: Any, momentum: float) -> None:
 def make_optimizer(name: str, learning_rate: float) -> Any:
     import keras
 
-    factories = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW,
-                 "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}
+    factories = {
+        "adam": keras.optimizers.Adam,
+        "adamw": keras.optimizers.AdamW,
+        "sgd": keras.optimizers.SGD,
+        "rmsprop": keras.optimizers.RMSprop,
+    }
     if name not in factories:
         raise ValueError(f"optimizer {name!r} is not known; use one of {sorted(factories)}")
     return factories[name](learning_rate=learning_rate)
@@ -42,21 +46,25 @@ def head(features: Any, ds: dict[str, Any]) -> Any:
     import keras
 
     if ds["task"] == "classification":
-        return keras.layers.Dense(ds["num_classes"], activation="softmax",
-                                  name="predictions")(features)
+        return keras.layers.Dense(ds["num_classes"], activation="softmax", name="predictions")(
+            features
+        )
     return keras.layers.Dense(1, name="prediction")(features)
 
 
-def finish(model: Any, config: dict[str, Any], ds: dict[str, Any],
-           default_lr: float) -> Any:
+def finish(model: Any, config: dict[str, Any], ds: dict[str, Any], default_lr: float) -> Any:
     """Compile for the task, then load initial weights from ``config['weights']`` if given."""
     if ds["task"] == "classification":
         loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
     else:
         loss, metrics = "mse", ["mae"]
-    model.compile(optimizer=make_optimizer(config.get("optimizer", "adam"),
-                                           float(config.get("learning_rate", default_lr))),
-                  loss=loss, metrics=metrics)
+    model.compile(
+        optimizer=make_optimizer(
+            config.get("optimizer", "adam"), float(config.get("learning_rate", default_lr))
+        ),
+        loss=loss,
+        metrics=metrics,
+    )
     path = config.get("weights")
     if path:
         if not isinstance(path, str) or not os.path.isfile(path):
@@ -73,6 +81,8 @@ def finish(model: Any, config: dict[str, Any], ds: dict[str, Any],
 def image_shape(ds: dict[str, Any], model: str) -> tuple[int, int, int]:
     shape = tuple(ds["feature_shape"])
     if len(shape) != 3 or shape[0] < 32 or shape[1] < 32 or shape[2] not in (1, 3):
-        raise ValueError(f"{model} needs images of at least 32x32 with 1 or 3 channels "
-                         f"(feature shape [h, w, c]); the dataset has {list(shape)}")
-    return shape  # type: ignore[return-value]
+        raise ValueError(
+            f"{model} needs images of at least 32x32 with 1 or 3 channels "
+            f"(feature shape [h, w, c]); the dataset has {list(shape)}"
+        )
+    return shape

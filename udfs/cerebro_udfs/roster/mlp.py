@@ -7,10 +7,13 @@ from typing import Any
 from . import heads
 
 # Parameter schema stored in cerebro.models (launch validates search spaces against it).
-PARAMS = {
+PARAMS: dict[str, dict[str, Any]] = {
     "hidden": {"type": "int_list", "default": [64]},
-    "activation": {"type": "choice", "values": ["relu", "tanh", "gelu", "elu", "sigmoid"],
-                   "default": "relu"},
+    "activation": {
+        "type": "choice",
+        "values": ["relu", "tanh", "gelu", "elu", "sigmoid"],
+        "default": "relu",
+    },
     "dropout": {"type": "float", "min": 0.0, "max": 0.95, "default": 0.0},
     "optimizer": heads.OPTIMIZER,
     "learning_rate": {"type": "float", "min": 1e-7, "max": 10.0, "default": 1e-3},
@@ -27,8 +30,7 @@ def build(config: dict[str, Any]) -> Any:
     if len(ds["feature_shape"]) > 1:
         layers.append(keras.layers.Flatten())
     for units in config.get("hidden", PARAMS["hidden"]["default"]):
-        layers.append(keras.layers.Dense(int(units),
-                                         activation=config.get("activation", "relu")))
+        layers.append(keras.layers.Dense(int(units), activation=config.get("activation", "relu")))
         if config.get("dropout", 0.0):
             layers.append(keras.layers.Dropout(float(config["dropout"])))
     if ds["task"] == "classification":

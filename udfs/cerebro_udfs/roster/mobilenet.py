@@ -28,11 +28,15 @@ def build(config: dict[str, Any]) -> Any:
 
     ds = config["dataset"]
     shape = heads.image_shape(ds, "mobilenet")
-    with warnings.catch_warnings():     # "input shape is not 224": irrelevant without weights
+    with warnings.catch_warnings():  # "input shape is not 224": irrelevant without weights
         warnings.simplefilter("ignore")
         base = keras.applications.MobileNetV2(
-            input_shape=shape, alpha=float(config.get("alpha", 1.0)), include_top=False,
-            weights=None, pooling="avg")
+            input_shape=shape,
+            alpha=float(config.get("alpha", 1.0)),
+            include_top=False,
+            weights=None,
+            pooling="avg",
+        )
     heads.set_bn_momentum(base, config.get("bn_momentum", 0.999))
     x = base.output
     if config.get("dropout"):

@@ -63,8 +63,13 @@ def build(config: dict[str, Any]) -> Any:
     x = layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
     for s, n in enumerate(blocks):
         for b in range(n):
-            x = _bottleneck(x, width * 2 ** s, stride=(1 if s == 0 or b else 2),
-                            shortcut_conv=(b == 0), name=f"conv{s + 2}_block{b + 1}")
+            x = _bottleneck(
+                x,
+                width * 2**s,
+                stride=(1 if s == 0 or b else 2),
+                shortcut_conv=(b == 0),
+                name=f"conv{s + 2}_block{b + 1}",
+            )
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     if config.get("dropout"):
         x = layers.Dropout(float(config["dropout"]))(x)

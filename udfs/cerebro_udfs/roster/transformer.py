@@ -43,16 +43,19 @@ def _with_defaults(config: dict[str, Any], params: dict[str, Any]) -> dict[str, 
     return {**{k: v["default"] for k, v in params.items()}, **config}
 
 
-def _encoder(config: dict[str, Any], ds: dict[str, Any], token_types: bool,
-             name: str) -> tuple[Any, Any]:
+def _encoder(
+    config: dict[str, Any], ds: dict[str, Any], token_types: bool, name: str
+) -> tuple[Any, Any]:
     """Inputs and the encoder's last hidden states (batch, length, hidden)."""
     import keras
     from keras import layers, ops
 
     shape = list(ds["feature_shape"])
     if len(shape) != 1:
-        raise ValueError(f"{name} reads token ids (feature shape [length]); the dataset has "
-                         f"{shape}: load a text column with max_length")
+        raise ValueError(
+            f"{name} reads token ids (feature shape [length]); the dataset has "
+            f"{shape}: load a text column with max_length"
+        )
     length = shape[0]
     hidden = int(config.get("hidden_dim", 768))
     n_heads = int(config.get("num_heads", 12))
@@ -61,8 +64,7 @@ def _encoder(config: dict[str, Any], ds: dict[str, Any], token_types: bool,
     positions = int(config.get("max_positions", 512))
     if length > positions:
         raise ValueError(f"rows have {length} tokens but max_positions is {positions}")
-    vocab = int(config.get("vocabulary_size") or ds.get("vocabulary_size")
-                or DEFAULT_VOCABULARY)
+    vocab = int(config.get("vocabulary_size") or ds.get("vocabulary_size") or DEFAULT_VOCABULARY)
     inter = int(config.get("intermediate_dim", 3072))
     rate = float(config.get("dropout", 0.1))
 
@@ -71,20 +73,23 @@ def _encoder(config: dict[str, Any], ds: dict[str, Any], token_types: bool,
     x = layers.Embedding(vocab, hidden, name="token_embedding")(ids)
     pos_ids = ops.cumsum(ops.ones_like(ids), axis=1) - 1
     x = x + layers.Embedding(positions, hidden, name="position_embedding")(pos_ids)
-    if token_types:      # one segment: every token has type 0
+    if token_types:  # one segment: every token has type 0
         x = x + layers.Embedding(2, hidden, name="segment_embedding")(ops.zeros_like(ids))
     x = layers.LayerNormalization(epsilon=1e-12, name="embeddings_layer_norm")(x)
     x = layers.Dropout(rate)(x)
-    mask = ops.expand_dims(ops.not_equal(ids, 0), axis=1)      # (batch, 1, length)
+    mask = ops.expand_dims(ops.not_equal(ids, 0), axis=1)  # (batch, 1, length)
     for i in range(int(config.get("num_layers", 12))):
-        attn = layers.MultiHeadAttention(n_heads, hidden // n_heads, dropout=rate,
-                                         name=f"layer{i}_attention")(x, x, attention_mask=mask)
+        attn = layers.MultiHeadAttention(
+            n_heads, hidden // n_heads, dropout=rate, name=f"layer{i}_attention"
+        )(x, x, attention_mask=mask)
         x = layers.LayerNormalization(epsilon=1e-12, name=f"layer{i}_attention_norm")(
-            x + layers.Dropout(rate)(attn))
+            x + layers.Dropout(rate)(attn)
+        )
         ff = layers.Dense(inter, activation="gelu", name=f"layer{i}_intermediate")(x)
         ff = layers.Dense(hidden, name=f"layer{i}_output")(ff)
         x = layers.LayerNormalization(epsilon=1e-12, name=f"layer{i}_output_norm")(
-            x + layers.Dropout(rate)(ff))
+            x + layers.Dropout(rate)(ff)
+        )
     return inputs, x
 
 
@@ -95,8 +100,9 @@ def build_bert(config: dict[str, Any]) -> Any:
     ds = config["dataset"]
     config = _with_defaults(config, BERT_PARAMS)
     inputs, x = _encoder(config, ds, token_types=True, name="bert_base")
-    pooled = layers.Dense(int(config.get("hidden_dim", 768)), activation="tanh",
-                          name="pooler")(x[:, 0])           # the [CLS] token
+    pooled = layers.Dense(int(config.get("hidden_dim", 768)), activation="tanh", name="pooler")(
+        x[:, 0]
+    )  # the [CLS] token
     pooled = layers.Dropout(float(config.get("dropout", 0.1)))(pooled)
     model = keras.Model(inputs, heads.head(pooled, ds), name="bert_base")
     return heads.finish(model, config, ds, default_lr=1e-4)
@@ -109,8 +115,9 @@ def build_distilbert(config: dict[str, Any]) -> Any:
     ds = config["dataset"]
     config = _with_defaults(config, DISTILBERT_PARAMS)
     inputs, x = _encoder(config, ds, token_types=False, name="distilbert")
-    h = layers.Dense(int(config.get("hidden_dim", 768)), activation="relu",
-                     name="pre_classifier")(x[:, 0])
+    h = layers.Dense(int(config.get("hidden_dim", 768)), activation="relu", name="pre_classifier")(
+        x[:, 0]
+    )
     h = layers.Dropout(float(config.get("dropout", 0.1)))(h)
     model = keras.Model(inputs, heads.head(h, ds), name="distilbert")
     return heads.finish(model, config, ds, default_lr=1e-4)
