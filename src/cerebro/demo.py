@@ -103,62 +103,76 @@ def _board(conn: psycopg.Connection, title: str) -> Table:
     return t
 
 
+def _load(conn: psycopg.Connection, console: Console) -> None:
+    """(Re)load the digits as a training and a validation dataset."""
+    load_digits_table(conn)
+    if conn.execute("select 1 from cerebro.workloads where name = %s", [WORKLOAD]).fetchone():
+        conn.execute("select cerebro.drop_workload(%s)", [WORKLOAD])
+    for name in ("digits_valid", "digits_train"):
+        if conn.execute("select 1 from cerebro.datasets where name = %s", [name]).fetchone():
+            conn.execute("select cerebro.drop_dataset(%s)", [name])
+    t0 = time.perf_counter()
+    conn.execute(
+        "select cerebro.load_dataset('digits_train', 'public.digits_train', "
+        "features => array['pixels'], label => 'label', seed => %s)",
+        [SEED],
+    )
+    conn.execute(
+        "select cerebro.load_dataset('digits_valid', 'public.digits_valid', "
+        "like_dataset => 'digits_train')"
+    )
+    parts, rows = _one(
+        conn,
+        "select num_partitions, num_rows from cerebro.datasets where name = 'digits_train'",
+    )
+    console.print(
+        f"packed digits_train: {rows} rows of 8x8 images in {parts} partitions "
+        f"({time.perf_counter() - t0:.2f} s)"
+    )
+
+
+def _launch(conn: psycopg.Connection, console: Console) -> None:
+    console.print(
+        f"SELECT cerebro.launch('{WORKLOAD}', model => 'mlp', train => "
+        f"'digits_train', valid => 'digits_valid', search => 'grid', space => "
+        f"'{json.dumps(SPACE)}', max_epochs => {EPOCHS});"
+    )
+    conn.execute(
+        "select cerebro.launch(%s, 'mlp', 'digits_train', 'digits_valid', 'grid', "
+        "%s, max_epochs => %s, seed => %s)",
+        [WORKLOAD, json.dumps(SPACE), EPOCHS, SEED],
+    )
+
+
+def _watch(conn: psycopg.Connection, console: Console, dsn: str) -> None:
+    """Show the live leaderboard until no config is active (training in this process when no
+    scheduler daemon runs)."""
+    if not _scheduler_active(conn):
+        from .scheduler import Scheduler
+
+        console.print("no scheduler daemon is running: starting one in this process")
+        own = Scheduler(dsn, once=True)
+        threading.Thread(target=own.run, daemon=True).start()
+    with Live(_progress(conn), console=console, refresh_per_second=2, transient=True) as live:
+        while True:
+            live.update(_progress(conn))
+            left = _one(
+                conn, "select active from cerebro.progress where workload = %s", [WORKLOAD]
+            )[0]
+            if left == 0:
+                break
+            time.sleep(0.5)  # display refresh, not synchronisation
+
+
 def main() -> None:
     console = Console()
     dsn = os.environ.get("CEREBRO_DSN") or Cluster.default().conninfo()
     with psycopg.connect(dsn, autocommit=True) as conn:
         console.print(f"[bold]cerebro demo[/] on {dsn}")
-        load_digits_table(conn)
-        if conn.execute("select 1 from cerebro.workloads where name = %s", [WORKLOAD]).fetchone():
-            conn.execute("select cerebro.drop_workload(%s)", [WORKLOAD])
-        for name in ("digits_valid", "digits_train"):
-            if conn.execute("select 1 from cerebro.datasets where name = %s", [name]).fetchone():
-                conn.execute("select cerebro.drop_dataset(%s)", [name])
         t0 = time.perf_counter()
-        conn.execute(
-            "select cerebro.load_dataset('digits_train', 'public.digits_train', "
-            "features => array['pixels'], label => 'label', seed => %s)",
-            [SEED],
-        )
-        conn.execute(
-            "select cerebro.load_dataset('digits_valid', 'public.digits_valid', "
-            "like_dataset => 'digits_train')"
-        )
-        parts, rows = _one(
-            conn,
-            "select num_partitions, num_rows from cerebro.datasets where name = 'digits_train'",
-        )
-        console.print(
-            f"packed digits_train: {rows} rows of 8x8 images in {parts} partitions "
-            f"({time.perf_counter() - t0:.2f} s)"
-        )
-        console.print(
-            f"SELECT cerebro.launch('{WORKLOAD}', model => 'mlp', train => "
-            f"'digits_train', valid => 'digits_valid', search => 'grid', space => "
-            f"'{json.dumps(SPACE)}', max_epochs => {EPOCHS});"
-        )
-        conn.execute(
-            "select cerebro.launch(%s, 'mlp', 'digits_train', 'digits_valid', 'grid', "
-            "%s, max_epochs => %s, seed => %s)",
-            [WORKLOAD, json.dumps(SPACE), EPOCHS, SEED],
-        )
-
-        own = None
-        if not _scheduler_active(conn):
-            from .scheduler import Scheduler
-
-            console.print("no scheduler daemon is running: starting one in this process")
-            own = Scheduler(dsn, once=True)
-            threading.Thread(target=own.run, daemon=True).start()
-        with Live(_progress(conn), console=console, refresh_per_second=2, transient=True) as live:
-            while True:
-                live.update(_progress(conn))
-                left = _one(
-                    conn, "select active from cerebro.progress where workload = %s", [WORKLOAD]
-                )[0]
-                if left == 0:
-                    break
-                time.sleep(0.5)  # display refresh, not synchronisation
+        _load(conn, console)
+        _launch(conn, console)
+        _watch(conn, console, dsn)
         console.print(_board(conn, "leaderboard (objective: valid_loss, lower is better)"))
         console.print(
             f"done in {time.perf_counter() - t0:.1f} s. Steer it yourself: "

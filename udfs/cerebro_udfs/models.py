@@ -163,12 +163,6 @@ def training_config(
     return cfg
 
 
-DATASET_COLUMNS = (
-    "dataset_id, name, feature_shape, task, classes, num_partitions, encoding, "
-    "extract(epoch from created_at)::text as version"
-)
-
-
 EXAMPLE_DATASET = {
     "name": None,
     "feature_shape": [8],

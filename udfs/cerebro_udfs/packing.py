@@ -41,9 +41,15 @@ INSERT_BUFFER_TYPES = ["int", "int", "int", "int", "bytea", "bytea"]
 
 @dataclass
 class Packed:
-    x: np.ndarray  # (n, *feature_shape) float32
-    y: np.ndarray  # (n,) int32 or float32
+    """The source's rows, encoded: what is written as buffers and described in the catalog."""
+
+    x: np.ndarray  # (n, *feature_shape) float32, normalised
+    y: np.ndarray  # (n,) int32 class index or float32 target
     feature_shape: list[int]
+    classes: list[Any] | None
+    statistics: dict[str, Any]  # of the raw features, before normalisation
+    normalization: dict[str, Any]
+    vocabulary: list[str] | None
 
 
 @dataclass
@@ -109,46 +115,80 @@ def load_dataset(
     feats = _features(plpy, rel, features, enc)
     col = rel.columns[label]
     task = _task(col, label, task, like, like_dataset)
-
-    xs, ys = _read(
-        plpy, READ_SQL.format(x=feats.sql, y=_label_sql(plpy, label, task), rel=rel.qualified)
+    packed = _pack(plpy, rel, feats, label, task, like, like_dataset, normalization, vocabulary)
+    num_partitions, buffer_rows = _layout(packed.x, num_partitions, buffer_rows)
+    n = packed.x.shape[0]
+    parts = np.array_split(np.random.default_rng(seed).permutation(n), num_partitions)
+    dataset_id = store.insert_dataset(
+        plpy,
+        _catalog_row(
+            name, rel, features, label, task, enc, packed, parts, buffer_rows, seed, like
+        ),
     )
+    _write_buffers(plpy, dataset_id, parts, packed.x, packed.y, buffer_rows)
+    return dataset_id
+
+
+def _catalog_row(
+    name: str,
+    rel: Relation,
+    features: list[str],
+    label: str,
+    task: str,
+    enc: dict[str, Any],
+    packed: Packed,
+    parts: list[np.ndarray],
+    buffer_rows: int,
+    seed: int,
+    like: dict[str, Any] | None,
+) -> store.NewDataset:
+    """The ``cerebro.datasets`` row that describes the packed buffers."""
+    return store.NewDataset(
+        name=name,
+        source=rel.display,
+        features=list(features),
+        label=label,
+        task=task,
+        classes=packed.classes,
+        feature_shape=packed.feature_shape,
+        normalization=packed.normalization,
+        statistics=packed.statistics,
+        num_rows=int(packed.x.shape[0]),
+        num_partitions=len(parts),
+        buffer_rows=buffer_rows,
+        rows_per_partition=[len(p) for p in parts],
+        seed=seed,
+        like_dataset=like["dataset_id"] if like else None,
+        encoding=enc,
+        vocabulary=packed.vocabulary,
+    )
+
+
+def _pack(
+    plpy: Any,
+    rel: Relation,
+    feats: _Features,
+    label: str,
+    task: str,
+    like: dict[str, Any] | None,
+    like_dataset: str | None,
+    normalization: str,
+    vocabulary: list[str] | None,
+) -> Packed:
+    """Read every row of the source once, then encode features and labels and normalise."""
+    label_sql = _label_sql(plpy, label, task)
+    xs, ys = _read(plpy, READ_SQL.format(x=feats.sql, y=label_sql, rel=rel.qualified))
     if not xs:
         raise CerebroError(f"source {rel.display} has no rows; nothing to load")
     x, feature_shape, vocab = _encode_features(xs, feats, like, vocabulary)
     del xs  # the raw rows can be large: free them early
-    y, classes = _encode_labels(ys, task, col.is_integer, like, label, rel.display)
+    is_integer = rel.columns[label].is_integer
+    y, classes = _encode_labels(ys, task, is_integer, like, label, rel.display)
     del ys
-
     stats = _statistics(x)
-    norm = _normalization(x, feature_shape, enc["kind"], like, like_dataset, normalization)
+    norm = _normalization(x, feature_shape, feats.enc["kind"], like, like_dataset, normalization)
     x = _apply_normalization(x, norm)
-    num_partitions, buffer_rows = _layout(x, num_partitions, buffer_rows)
-    parts = np.array_split(np.random.default_rng(seed).permutation(x.shape[0]), num_partitions)
-    dataset_id = store.insert_dataset(
-        plpy,
-        store.NewDataset(
-            name=name,
-            source=rel.display,
-            features=list(features),
-            label=label,
-            task=task,
-            classes=classes,
-            feature_shape=feature_shape,
-            normalization=norm,
-            statistics=stats,
-            num_rows=int(x.shape[0]),
-            num_partitions=num_partitions,
-            buffer_rows=buffer_rows,
-            rows_per_partition=[len(p) for p in parts],
-            seed=seed,
-            like_dataset=like["dataset_id"] if like else None,
-            encoding=enc,
-            vocabulary=vocab,
-        ),
-    )
-    _write_buffers(plpy, dataset_id, parts, x, y, buffer_rows)
-    return dataset_id
+    return Packed(x, y, feature_shape, classes, stats, norm, vocab)
 
 
 # ------------------------------------------------------------------------- the arguments

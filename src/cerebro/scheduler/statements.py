@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from cerebro_udfs.models import DATASET_COLUMNS
-
 CHANNEL = "cerebro"  # NOTIFY channel of steering: inserts, clones, resumes wake us up
 LISTEN = sql.SQL("listen {}").format(sql.Identifier(CHANNEL))
 
@@ -68,7 +66,13 @@ select c.config_id, c.workload_id, c.params, c.epoch, c.partitions_done, c.seed,
  where c.status = 'active' and w.status = 'active'
    and c.epoch < coalesce(c.max_epochs, w.max_epochs)
 """
-DATASET = f"select {DATASET_COLUMNS} from cerebro.datasets where dataset_id = %s"
+# what models.training_config needs of a dataset (version: the partition cache key changes
+# when a dataset of the same name is loaded again)
+DATASET = (
+    "select dataset_id, name, feature_shape, task, classes, num_partitions, encoding, "
+    "extract(epoch from created_at)::text as version from cerebro.datasets "
+    "where dataset_id = %s"
+)
 MODEL_SPEC = "select cerebro.model_spec(%s)"
 # workloads of the procedures stepped between plans, with the newest event each has seen
 AUTOML_WORKLOADS = (
