@@ -417,3 +417,34 @@ def test_the_write_pattern_catches_the_usual_spellings():
         "for update of cerebro.configs",
     ):
         assert not WRITES.search(sql), sql
+
+
+# -- function length --------------------------------------------------------------------------
+
+MAX_FUNCTION_LINES = 65  # "about 60"; a longer function needs a reason in a comment above it
+
+
+def long_functions(limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    """Functions in src/ and udfs/ longer than ``limit`` lines (signature and docstring
+    included), unless the line above the ``def`` says why it must be one piece
+    (``# one piece: ...``)."""
+    out = []
+    for path in sorted([*(ROOT / "src").rglob("*.py"), *(ROOT / "udfs").rglob("*.py")]):
+        lines = path.read_text().splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            length = (node.end_lineno or node.lineno) - node.lineno + 1
+            reason = first >= 2 and lines[first - 2].strip().startswith("# one piece:")
+            if length > limit and not reason:
+                out.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({length} lines)")
+    return out
+
+
+def test_no_function_is_longer_than_about_sixty_lines():
+    assert long_functions() == []
+
+
+def test_the_length_check_finds_a_long_function():
+    assert long_functions(limit=20), "some function in the tree is longer than 20 lines"
