@@ -13,7 +13,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from _common import wait_for
+from _common import fresh_database, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT = 1800.0  # seconds a whole workload may take
@@ -27,15 +27,8 @@ def server_dsn() -> str:
 
 
 def fresh_db(server: str, name: str) -> str:
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
-        )
-        admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    dsn = psycopg.conninfo.make_conninfo(server, dbname=name)
-    with psycopg.connect(dsn, autocommit=True) as c:
-        c.execute("create extension cerebro cascade")
-    return dsn
+    """(Re)create database ``name`` with the extension (the tests' helper)."""
+    return fresh_database(server, name)
 
 
 def drop_db(server: str, name: str) -> None:
