@@ -34,13 +34,6 @@ NOT_TOLD = "not_told"
 
 
 # -- reading the tables ----------------------------------------------------------------------
-def _workload(plpy: Any, workload_id: int, lock: bool) -> store.Workload:
-    w = store.find_workload(plpy, workload_id, lock=lock)
-    if w is None:
-        raise CerebroError(f"workload {workload_id} does not exist")
-    return w
-
-
 def _configs(plpy: Any, w: store.Workload) -> list[dict[str, Any]]:
     """Configs with their best objective (as a loss: negated when maximised)."""
     out = store.config_summaries(plpy, w.workload_id)
@@ -357,7 +350,7 @@ def _perturb(
 # -- entry points ---------------------------------------------------------------------------
 def step(plpy: Any, workload_id: int) -> int:
     """Run one step of the workload's procedure (suggest or promote). Returns configs changed."""
-    w = _workload(plpy, workload_id, lock=True)
+    w = steering.workload(plpy, workload_id, lock=True)
     if w.search not in PROCEDURES or w.status != "active":
         return 0
     prev = store.set_actor(plpy, f"automl:{w.search}")
@@ -376,7 +369,7 @@ def on_epoch(plpy: Any, config_id: int, epoch: int) -> None:
     workload_id = store.workload_of_config(plpy, config_id)
     if workload_id is None:
         return
-    w = _workload(plpy, workload_id, lock=True)
+    w = steering.workload(plpy, workload_id, lock=True)
     if w.search not in ("asha", "hyperband", "pbt"):
         return
     prev = store.set_actor(plpy, f"automl:{w.search}")

@@ -78,7 +78,7 @@ class Winner:
         self.workload = workload.name
         self.spec = model.spec()
         self.train = _dataset_row(
-            store.dataset_by_id(plpy, workload.train_dataset), workload.train_dataset
+            store.dataset_by_id(plpy, workload.train_dataset, full=True), workload.train_dataset
         )
 
     def model(self) -> Any:
@@ -129,7 +129,7 @@ def _dataset_row(ds: store.Dataset | None, what: Any) -> dict[str, Any]:
 def evaluate(plpy: Any, GD: dict, config_id: int, dataset: str, epoch: int | None) -> str:
     """Loss and metrics of a checkpoint on every row of ``dataset`` (jsonb)."""
     w = Winner(plpy, config_id, epoch)
-    ds = _dataset_row(store.find_dataset(plpy, dataset), dataset)
+    ds = _dataset_row(store.find_dataset(plpy, dataset, full=True), dataset)
     for what in ("task", "classes", "feature_shape", "encoding"):
         if ds[what] != w.train[what]:
             raise CerebroError(

@@ -211,7 +211,7 @@ def _like(plpy: Any, like_name: str | None) -> dict[str, Any] | None:
     reused from it), or None when none is named."""
     if not like_name:
         return None
-    like = store.find_dataset(plpy, like_name)
+    like = store.find_dataset(plpy, like_name, full=True)
     if like is None:
         raise CerebroError(f"like_dataset {like_name!r} does not exist")
     return like.row()

@@ -15,8 +15,9 @@ from . import chunks, models, search, state, store
 from .errors import CerebroError
 
 
-def workload(plpy: Any, workload_id: int) -> store.Workload:
-    w = store.find_workload(plpy, workload_id)
+def workload(plpy: Any, workload_id: int, lock: bool = False) -> store.Workload:
+    """The workload or a clear error; ``lock`` as in :func:`store.find_workload`."""
+    w = store.find_workload(plpy, workload_id, lock=lock)
     if w is None:
         raise CerebroError(f"workload {workload_id} does not exist")
     return w

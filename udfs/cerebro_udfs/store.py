@@ -172,7 +172,15 @@ class Dataset:
 
 
 _DATASET_JSON = ("classes", "features", "normalization", "encoding", "statistics")
-_DATASET = "select *, extract(epoch from created_at)::text as version from cerebro.datasets "
+# Most verbs need a dataset's description, not its vocabulary (up to ~30k tokens) and
+# statistics: those are read only with ``full`` (featurizing raw rows, like_dataset).
+_DATASET = (
+    "select dataset_id, name, source, features, label, task, classes, feature_shape, "
+    "normalization, encoding, num_rows, num_partitions, buffer_rows, rows_per_partition, seed, "
+    "like_dataset, owner, created_at, extract(epoch from created_at)::text as version "
+    "from cerebro.datasets "
+)
+_DATASET_FULL = "select *, extract(epoch from created_at)::text as version from cerebro.datasets "
 
 
 def _dataset(row: dict[str, Any] | None) -> Dataset | None:
@@ -201,12 +209,14 @@ def _dataset(row: dict[str, Any] | None) -> Dataset | None:
     return Dataset(**named, extra=row)
 
 
-def find_dataset(plpy: Any, name: str) -> Dataset | None:
-    return _dataset(_row(plpy, _DATASET + "where name = $1", ["text"], [name]))
+def find_dataset(plpy: Any, name: str, full: bool = False) -> Dataset | None:
+    query = (_DATASET_FULL if full else _DATASET) + "where name = $1"
+    return _dataset(_row(plpy, query, ["text"], [name]))
 
 
-def dataset_by_id(plpy: Any, dataset_id: int) -> Dataset | None:
-    return _dataset(_row(plpy, _DATASET + "where dataset_id = $1", ["int"], [dataset_id]))
+def dataset_by_id(plpy: Any, dataset_id: int, full: bool = False) -> Dataset | None:
+    query = (_DATASET_FULL if full else _DATASET) + "where dataset_id = $1"
+    return _dataset(_row(plpy, query, ["int"], [dataset_id]))
 
 
 # ------------------------------------------------------------------------------ workloads
