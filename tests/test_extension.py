@@ -44,9 +44,15 @@ def test_install_script_is_built_from_sql_sources():
 
 def test_upgrade_script_is_built_from_sql_sources():
     path = build.upgrade_script_path()
-    assert path is not None and path.name == "cerebro--0.2.0--0.3.0.sql"
+    assert path is not None and path.name == "cerebro--0.3.0--0.4.0.sql"
     assert path.read_text() == build.render_upgrade(), "run `make sql` and commit extension/"
-    for released in ("cerebro--0.1.0.sql", "cerebro--0.2.0.sql", "cerebro--0.1.0--0.2.0.sql"):
+    for released in (
+        "cerebro--0.1.0.sql",
+        "cerebro--0.2.0.sql",
+        "cerebro--0.3.0.sql",
+        "cerebro--0.1.0--0.2.0.sql",
+        "cerebro--0.2.0--0.3.0.sql",
+    ):
         assert (ROOT / "extension" / released).exists(), "released scripts are kept"
 
 

@@ -4,5 +4,5 @@ The in-database code lives in the separate package ``cerebro_udfs`` (directory `
 it never imports this package.
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 __all__ = ["__version__"]

@@ -31,7 +31,7 @@ HEADER = (
 
 
 # release -> number of its first incremental file (releases in order)
-RELEASES: dict[str, int] = {"0.1.0": 1, "0.2.0": 3, "0.3.0": 6}
+RELEASES: dict[str, int] = {"0.1.0": 1, "0.2.0": 3, "0.3.0": 6, "0.4.0": 6}
 # idempotent files that every upgrade re-runs even when unchanged: grants "on all tables"
 # must also cover the tables and functions that the upgrade creates
 ALWAYS_RERUN = ("grants",)

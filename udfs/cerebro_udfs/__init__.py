@@ -5,4 +5,4 @@ never import the client package (``cerebro``). The training and evaluation path
 (:mod:`cerebro_udfs.training`) is segment-safe: it reads data only from its arguments.
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
