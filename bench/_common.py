@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # a TimeoutError and an AssertionError)
 sys.path.insert(0, str(ROOT / "tests"))
 from helpers import fresh_database as fresh_database  # noqa: E402  (re-exported)
+from helpers import scheduler_dsn as scheduler_dsn  # noqa: E402  (re-exported)
 from helpers import wait_for as wait_for  # noqa: E402  (re-exported)
 
 # Environment variables that decide TensorFlow's / BLAS's thread pools. The embedded server

@@ -13,7 +13,7 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
-from _common import fresh_database, wait_for
+from _common import fresh_database, scheduler_dsn, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT = 1800.0  # seconds a whole workload may take
@@ -80,7 +80,7 @@ def partition_arrays(dsn: str, name: str, out_dir: Path) -> list[Path]:
 
 def start_scheduler(dsn: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "cerebro.cli", "scheduler", "--dsn", dsn],
+        [sys.executable, "-m", "cerebro.cli", "scheduler", "--dsn", scheduler_dsn(dsn)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         cwd=ROOT,

@@ -74,7 +74,7 @@ def _first_unit_delay(c: psycopg.Connection, cid: int, action: str) -> float:
 def run(server_dsn: str, reps: int = REPS) -> dict:
     dsn = _db(server_dsn)
     sched = subprocess.Popen(
-        [sys.executable, "-m", "cerebro.cli", "scheduler", "--dsn", dsn],
+        [sys.executable, "-m", "cerebro.cli", "scheduler", "--dsn", _common.scheduler_dsn(dsn)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         cwd=_common.ROOT,

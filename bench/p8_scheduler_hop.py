@@ -26,6 +26,7 @@ import numpy as np
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common
 import _workload as wl
 
 DB = "cerebro_bench_sched_hop"
@@ -67,7 +68,15 @@ def measure(dsn: str, model: str, dataset: str) -> dict:
             [f"hop-{model}", model, dataset],
         ).fetchone()[0]
     proc = subprocess.run(
-        [sys.executable, "-m", "cerebro.cli", "scheduler", "--dsn", dsn, "--once"],
+        [
+            sys.executable,
+            "-m",
+            "cerebro.cli",
+            "scheduler",
+            "--dsn",
+            _common.scheduler_dsn(dsn),
+            "--once",
+        ],
         cwd=wl.ROOT,
         capture_output=True,
         text=True,

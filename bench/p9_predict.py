@@ -93,7 +93,15 @@ def _run(dsn: str, say, rows: int, reps: int) -> dict:
             [json.dumps({"hidden": {"choice": [[64, 64]]}, "batch_size": {"choice": [256]}})],
         )
     out = subprocess.run(
-        [sys.executable, "-m", "cerebro.cli", "scheduler", "--dsn", dsn, "--once"],
+        [
+            sys.executable,
+            "-m",
+            "cerebro.cli",
+            "scheduler",
+            "--dsn",
+            _common.scheduler_dsn(dsn),
+            "--once",
+        ],
         capture_output=True,
         text=True,
         cwd=wl.ROOT,

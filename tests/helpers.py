@@ -82,7 +82,14 @@ def fresh_database(server_dsn: str, name: str) -> str:
     dsn = psycopg.conninfo.make_conninfo(server_dsn, dbname=name)
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute("create extension cerebro cascade")
+        c.execute("alter role cerebro_scheduler login")
     return dsn
+
+
+def scheduler_dsn(dsn: str) -> str:
+    """The daemon's DSN for database ``dsn``: it logs in as cerebro_scheduler, never as a
+    superuser, so every test that runs it also checks that role's grants."""
+    return psycopg.conninfo.make_conninfo(dsn, user="cerebro_scheduler")
 
 
 def fresh_conn(dsn: str) -> psycopg.Connection:
@@ -133,7 +140,7 @@ def launch(
 def scheduler(dsn: str, *extra: str) -> subprocess.Popen:
     """The scheduler daemon as a subprocess (stdout and stderr merged into a pipe)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "cerebro.cli", "scheduler", "--dsn", dsn, *extra],
+        [sys.executable, "-m", "cerebro.cli", "scheduler", "--dsn", scheduler_dsn(dsn), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -64,7 +64,9 @@ def test_upgrade_script_is_a_delta():
     """Only this release's migrations and the idempotent files that changed since the last
     release (plus grants) are in the upgrade script, not a copy of every file."""
     parts = build.sections(build.upgrade_script_path().read_text())
-    shipped = build.sections(build.install_script_path("0.2.0").read_text())
+    previous = build.previous_release()
+    assert previous is not None
+    shipped = build.sections(build.install_script_path(previous).read_text())
     current = build.sections(build.install_script_path().read_text())
     for key, text in current.items():
         if key.startswith("incremental/"):

@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from helpers import ROOT, fresh_database, wait_for
+from helpers import ROOT, fresh_database, scheduler_dsn, wait_for
 
 WAIT = 600.0  # seconds: the walkthrough trains five workloads
 
@@ -48,7 +48,7 @@ def test_readme_walkthrough(server_dsn, tmp_path):
     drill = "-- then drill down" + drill
     psql(dsn, steps[names[0]] + steps[names[1]], tmp_path)  # load, launch
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "cerebro.cli", "scheduler", "--dsn", dsn],
+        [sys.executable, "-m", "cerebro.cli", "scheduler", "--dsn", scheduler_dsn(dsn)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         cwd=ROOT,

@@ -1,6 +1,6 @@
 -- Datasets: packing tables and views into partitioned minibatch buffers.
 
--- Pack `source` (table or view) into dataset `name`: features are columns, numeric arrays or
+-- Pack `source` (a table or view, resolved with your search_path; read with your privileges) into dataset `name`: features are columns, numeric arrays or
 -- whitelisted SQL expressions; rows are shuffled once with `seed` and split into
 -- `num_partitions` partitions (default: the server's CPU count). `like_dataset` reuses another
 -- dataset's features, label, class list, normalisation and encoding (validation and test
@@ -10,7 +10,7 @@
 -- ([PAD] = 0), with the `vocabulary` given or one of `vocabulary_size` tokens learnt here.
 create or replace function cerebro.load_dataset(
     name text,
-    source text,
+    source regclass,
     features text[] default null,
     label text default null,
     num_partitions int default null,
@@ -25,23 +25,24 @@ create or replace function cerebro.load_dataset(
     vocabulary text[] default null,
     vocabulary_size int default null,
     lowercase boolean default null
-) returns int language plpython3u as $$
+) returns int language plpython3u set search_path = pg_catalog, pg_temp as $$
 from cerebro_udfs.sql_api import load_dataset
 return load_dataset(plpy, name, source, features, label, num_partitions, buffer_rows, seed,
                     like_dataset, task, normalization, image_size, channels, max_length,
                     vocabulary, vocabulary_size, lowercase)
 $$;
 
--- Remove a dataset and its buffers.
+-- Remove a dataset and its buffers (your own; an admin's any).
 create or replace function cerebro.drop_dataset(name text) returns boolean
-language plpython3u as $$
+language plpython3u set search_path = pg_catalog, pg_temp as $$
 from cerebro_udfs.sql_api import drop_dataset
 return drop_dataset(plpy, name)
 $$;
 
 -- One row per partition of each dataset: rows, buffers and bytes as stored.
-create or replace view cerebro.dataset_partitions as
+create or replace view cerebro.dataset_partitions with (security_barrier) as
 select d.name as dataset, b.__dist_key__ as partition, count(*) as buffers,
        sum(b.num_rows) as rows, sum(octet_length(b.x) + octet_length(b.y)) as bytes
   from cerebro.datasets d join cerebro.buffers b using (dataset_id)
+ where cerebro._sees_dataset(d.owner)
  group by d.name, b.__dist_key__;

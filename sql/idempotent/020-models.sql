@@ -22,9 +22,10 @@ revoke all on function cerebro.register_model(text, text, text, jsonb, text, tex
 grant execute on function cerebro.register_model(text, text, text, jsonb, text, text, double precision)
     to cerebro_admin;
 
--- The JSON model definition the training aggregates take as a direct argument.
+-- The JSON model definition the training aggregates take as a direct argument (for the
+-- scheduler and admins: it holds a custom model's source).
 create or replace function cerebro.model_spec(model text) returns jsonb
-language plpython3u stable as $$
+language plpython3u stable set search_path = pg_catalog, pg_temp as $$
 from cerebro_udfs.sql_api import model_spec
 return model_spec(plpy, model)
 $$;

@@ -2,21 +2,21 @@
 
 create or replace function cerebro._collect(token bigint, buffer_id int, x bytea, y bytea,
                                             num_rows int) returns bigint
-language plpython3u as $$
+language plpython3u set search_path = pg_catalog, pg_temp as $$
 from cerebro_udfs.sql_api import collect
 return collect(plpy, GD, token, buffer_id, x, y, num_rows)
 $$;
 
 create or replace function cerebro._train_final(token bigint, state bytea, model jsonb,
                                                 config jsonb) returns cerebro.subepoch_result
-language plpython3u as $$
+language plpython3u set search_path = pg_catalog, pg_temp as $$
 from cerebro_udfs.sql_api import train_final
 return train_final(plpy, GD, token, state, model, config)
 $$;
 
 create or replace function cerebro._eval_final(token bigint, state bytea, model jsonb,
                                                config jsonb) returns cerebro.eval_result
-language plpython3u as $$
+language plpython3u set search_path = pg_catalog, pg_temp as $$
 from cerebro_udfs.sql_api import eval_final
 return eval_final(plpy, GD, token, state, model, config)
 $$;
@@ -40,7 +40,7 @@ create or replace aggregate cerebro.evaluate_partition(state bytea, model jsonb,
 create or replace function cerebro.subepoch_config(
     model text, dataset text, params jsonb default '{}'::jsonb, seed bigint default 0,
     partition int default null, epoch int default 0, config_id int default null
-) returns jsonb language plpython3u stable as $$
+) returns jsonb language plpython3u stable set search_path = pg_catalog, pg_temp as $$
 from cerebro_udfs.sql_api import subepoch_config
 return subepoch_config(plpy, model, dataset, params, seed, partition, epoch, config_id)
 $$;
@@ -49,7 +49,7 @@ $$;
 create or replace function cerebro.run_subepoch(
     model text, dataset text, partition int, params jsonb default '{}'::jsonb,
     state bytea default null, seed bigint default 0, epoch int default 0
-) returns cerebro.subepoch_result language plpython3u as $$
+) returns cerebro.subepoch_result language plpython3u set search_path = pg_catalog, pg_temp as $$
 from cerebro_udfs.sql_api import run_subepoch
 return run_subepoch(plpy, GD, model, dataset, partition, params, state, seed, epoch)
 $$;
@@ -58,7 +58,7 @@ $$;
 create or replace function cerebro.run_evaluation(
     model text, dataset text, state bytea, params jsonb default '{}'::jsonb,
     partition int default null
-) returns cerebro.eval_result language plpython3u as $$
+) returns cerebro.eval_result language plpython3u set search_path = pg_catalog, pg_temp as $$
 from cerebro_udfs.sql_api import run_evaluation
 return run_evaluation(plpy, GD, model, dataset, partition, params, state)
 $$;
@@ -66,7 +66,7 @@ $$;
 -- The header of a model state (format, config, epoch, partitions done, array table). For a
 -- chunked state's reference: {"chunked": true, "blob", "size", "chunks"}.
 create or replace function cerebro.state_info(state bytea) returns jsonb
-language plpython3u immutable strict as $$
+language plpython3u immutable strict set search_path = pg_catalog, pg_temp as $$
 from cerebro_udfs.sql_api import state_info
 return state_info(plpy, state)
 $$;
@@ -90,14 +90,14 @@ $$;
 -- Internal: assemble chunk `seq` of a blob in this backend, in order, for the next training or
 -- evaluation statement to use.
 create or replace function cerebro._stash_chunk(blob bytea, seq int, data bytea, chunks int)
-returns bigint language plpython3u as $$
+returns bigint language plpython3u set search_path = pg_catalog, pg_temp as $$
 from cerebro_udfs.sql_api import stash_chunk
 return stash_chunk(plpy, GD, blob, seq, data, chunks)
 $$;
 
 -- Internal: stash every chunk of the state `ref` refers to (nothing for an inline state).
 create or replace function cerebro._stash_state(ref bytea) returns bigint
-language sql as $$
+language sql set search_path = pg_catalog, pg_temp as $$
 select coalesce(max(cerebro._stash_chunk(c.blob, c.seq, c.data,
                                          (cerebro._chunk_info(ref)->>'chunks')::int)), 0)
   from (select blob, seq, data from cerebro.state_chunks
@@ -108,14 +108,14 @@ $$;
 -- Internal: the chunk rows of a state the training aggregate kept in this backend because it
 -- was too large to return (no rows for an inline state).
 create or replace function cerebro._unstash_chunks(state bytea)
-returns table (blob bytea, seq int, data bytea) language plpython3u as $$
+returns table (blob bytea, seq int, data bytea) language plpython3u set search_path = pg_catalog, pg_temp as $$
 from cerebro_udfs.sql_api import unstash_chunks
 return unstash_chunks(plpy, GD, state)
 $$;
 
 -- Remove chunks no state or checkpoint refers to (all, or only `blob`'s). Returns rows removed.
 create or replace function cerebro._drop_unreferenced_chunks(only_blob bytea default null)
-returns bigint language sql as $$
+returns bigint language sql set search_path = pg_catalog, pg_temp as $$
 with refs as (
     select cerebro._chunk_blob(state) as blob from cerebro.states
     union
@@ -131,7 +131,7 @@ $$;
 
 -- What this backend keeps in its GD cache (decoded partitions, compiled models).
 create or replace function cerebro.cache_info() returns jsonb
-language plpython3u as $$
+language plpython3u set search_path = pg_catalog, pg_temp as $$
 from cerebro_udfs.sql_api import cache_info
 return cache_info(plpy, GD)
 $$;

@@ -5,7 +5,8 @@
 -- hyperopt: TPE suggestions, `parallelism` at a time) and returns its id. `options` are the
 -- procedure's parameters (hyperopt: parallelism, n_startup_jobs; asha/hyperband:
 -- min_epochs, eta; pbt: interval, quantile, perturb, resample_probability).
--- Training starts when the transaction commits. `params` are fixed parameters for every
+-- Training starts when the transaction commits. The workload is yours (its owner); train and
+-- valid must be your datasets. `params` are fixed parameters for every
 -- config; `objective` is e.g. valid_loss (minimised) or valid_accuracy (maximised); add
 -- ':min'/':max' to state the direction of another metric.
 create or replace function cerebro.launch(
@@ -22,7 +23,7 @@ create or replace function cerebro.launch(
     params jsonb default '{}'::jsonb,
     priority int default 0,
     options jsonb default '{}'::jsonb
-) returns int language plpython3u as $$
+) returns int language plpython3u security definer set search_path = pg_catalog, pg_temp as $$
 from cerebro_udfs.sql_api import launch
 return launch(plpy, name, model, train, valid, search, space, num_configs, max_epochs,
               objective, seed, params, priority, options)
@@ -32,7 +33,7 @@ $$;
 -- in flight; asha/hyperband: promote stopped configs that now rank in their rung's top).
 -- The scheduler calls it whenever the workload's events change; safe to call any time.
 create or replace function cerebro.automl_step(workload_id int) returns int
-language plpython3u as $$
+language plpython3u set search_path = pg_catalog, pg_temp as $$
 from cerebro_udfs.sql_api import automl_step
 return automl_step(plpy, workload_id)
 $$;
@@ -40,14 +41,14 @@ $$;
 -- Called by the scheduler in the transaction that commits a config's epoch: ASHA/Hyperband
 -- stop a config at a rung it does not pass, PBT exploits and explores.
 create or replace function cerebro._on_epoch(config_id int, epoch int) returns void
-language plpython3u as $$
+language plpython3u set search_path = pg_catalog, pg_temp as $$
 from cerebro_udfs.sql_api import on_epoch
 on_epoch(plpy, config_id, epoch)
 $$;
 
 -- Wake the scheduler (LISTEN cerebro) whenever configs or workloads change.
 create or replace function cerebro._notify() returns trigger
-language plpgsql as $$
+language plpgsql set search_path = pg_catalog, pg_temp as $$
 begin
     perform pg_notify('cerebro', tg_table_name);
     return null;
@@ -62,7 +63,7 @@ create trigger notify_scheduler after insert or update of status, priority
 
 -- The value of a workload's objective in one metrics row (NULL when not measured).
 create or replace function cerebro.objective_value(m cerebro.metrics, objective text)
-returns double precision language sql immutable as $$
+returns double precision language sql immutable set search_path = pg_catalog, pg_temp as $$
     select case
         when o = 'valid_loss' then m.valid_loss
         when o = 'train_loss' then m.train_loss
@@ -75,7 +76,7 @@ $$;
 -- One row per config: its objective (best and last), status and rank in its workload.
 -- Stable columns: workload, workload_id, config_id, rank, status, epochs, max_epochs,
 -- best_objective, last_objective, objective, direction, params, source, parent_config, error.
-create or replace view cerebro.leaderboard as
+create or replace view cerebro.leaderboard with (security_barrier) as
 with scored as (
     select c.config_id, w.workload_id, w.name as workload, c.status, c.epoch as epochs,
            coalesce(c.max_epochs, w.max_epochs) as max_epochs, w.objective,
@@ -87,6 +88,7 @@ with scored as (
            (select cerebro.objective_value(m, w.objective) from cerebro.metrics m
              where m.config_id = c.config_id order by m.epoch desc limit 1) as last_objective
       from cerebro.configs c join cerebro.workloads w using (workload_id)
+     where cerebro._sees_workload(w.workload_id)
 )
 select workload, workload_id, config_id,
        rank() over (partition by workload_id order by
@@ -97,7 +99,7 @@ select workload, workload_id, config_id,
   from scored;
 
 -- One row per workload: configs by status, epochs done of total, throughput, time left.
-create or replace view cerebro.progress as
+create or replace view cerebro.progress with (security_barrier) as
 with per_config as (
     select c.workload_id, c.status, c.epoch,
            coalesce(c.max_epochs, w.max_epochs) as max_epochs
@@ -131,12 +133,13 @@ select w.name as workload, w.workload_id, w.status, w.search, w.objective,
   left join per_config p using (workload_id)
   left join rate r using (workload_id)
   left join unit_cost uc using (workload_id)
+ where cerebro._sees_workload(w.workload_id)
  group by w.workload_id, r.units_per_minute, uc.units_per_epoch;
 
 -- One row per config, epoch and metric (train_loss, valid_loss, train_<m>, valid_<m>).
 -- A clone inherits its ancestors' history up to the epoch it was cloned at (from_config
--- says whose row it is).
-create or replace view cerebro.learning_curves as
+-- says whose row it is). Shows the workloads you may see.
+create or replace view cerebro.learning_curves with (security_barrier) as
 with recursive src(config_id, from_config, upto) as (
     select c.config_id, c.config_id, null::int from cerebro.configs c
     union all
@@ -144,6 +147,7 @@ with recursive src(config_id, from_config, upto) as (
            case when s.upto is null then p.clone_epoch else least(s.upto, p.clone_epoch) end
       from src s join cerebro.configs p on p.config_id = s.from_config
      where p.parent_config is not null and p.clone_epoch is not null
+       and p.parent_config < p.config_id   -- parents are older: the recursion always ends
 )
 select w.name as workload, c.workload_id, s.config_id, m.epoch, v.metric, v.value,
        s.from_config, m.created_at
@@ -151,6 +155,7 @@ select w.name as workload, c.workload_id, s.config_id, m.epoch, v.metric, v.valu
   join cerebro.metrics m on m.config_id = s.from_config and (s.upto is null or m.epoch <= s.upto)
   join cerebro.configs c on c.config_id = s.config_id
   join cerebro.workloads w on w.workload_id = c.workload_id
+                        and cerebro._sees_workload(w.workload_id)
   cross join lateral (
       select 'train_loss'::text as metric, m.train_loss as value
       union all select 'valid_loss', m.valid_loss where m.valid_loss is not null
@@ -159,11 +164,13 @@ select w.name as workload, c.workload_id, s.config_id, m.epoch, v.metric, v.valu
       union all select 'valid_' || key, value::double precision
                   from jsonb_each_text(m.valid_metrics)) v;
 
--- Remove a workload with its configs, metrics, checkpoints, units and events.
+-- Remove a workload with its configs, metrics, checkpoints, units and events (your own; an
+-- admin's any).
 create or replace function cerebro.drop_workload(name text) returns boolean
-language plpgsql as $$
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 begin
-    delete from cerebro.workloads w where w.name = drop_workload.name;
+    delete from cerebro.workloads w where w.name = drop_workload.name
+       and (w.owner = session_user or cerebro._is_admin());
     if not found then
         raise exception 'cerebro: workload % does not exist', quote_literal(name)
               using errcode = '22023';

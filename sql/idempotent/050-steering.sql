@@ -1,28 +1,57 @@
 -- Steering: the config and workload state machines, enforced on plain UPDATE/INSERT, the
 -- audit trail, and the verbs clone, drill_down, stop and history.
 
--- Who is acting: the session's cerebro.actor setting ('system' for the scheduler,
--- 'automl:<procedure>' for search procedures), else the human 'human:<role>'.
-create or replace function cerebro.actor() returns text
-language sql stable as $$
-    select coalesce(nullif(current_setting('cerebro.actor', true), ''), 'human:' || current_user)
-$$;
-
+-- Internal: a config's params checked against its workload's model and completed with the
+-- fixed params (called by the insert trigger, as the user who inserts).
 create or replace function cerebro._prepare_params(workload_id int, params jsonb) returns jsonb
-language plpython3u as $$
+language plpython3u set search_path = pg_catalog, pg_temp as $$
 from cerebro_udfs.sql_api import prepare_params
 return prepare_params(plpy, workload_id, params)
 $$;
 
+-- Before a config is added or changed: the state machine, and for users (not the scheduler,
+-- a superuser or a cerebro verb) the whitelist of columns they may set. SECURITY INVOKER so
+-- that it sees who issued the statement (cerebro._trusted()).
 create or replace function cerebro._config_before() returns trigger
-language plpgsql as $$
+language plpgsql set search_path = pg_catalog, pg_temp as $$
 declare
     actor text := cerebro.actor();
     wl record;
     limit_epochs int;
+    bad text;
 begin
-    select * into wl from cerebro.workloads where workload_id = new.workload_id;
+    select * into wl from cerebro.workloads w where w.workload_id = new.workload_id;
+    if not found then
+        raise exception 'cerebro: workload % does not exist', new.workload_id
+              using errcode = '22023';
+    end if;
+    if not cerebro._trusted() and not cerebro._sees_workload(new.workload_id, true) then
+        raise exception 'cerebro: workload % is shared with you read-only', wl.name
+              using errcode = '42501';
+    end if;
+    perform cerebro._check_limit('max_epochs', new.max_epochs, 'max_epochs');
+    perform cerebro._check_limit('max_priority', abs(new.priority), 'priority');
     if tg_op = 'INSERT' then
+        if not cerebro._trusted() then
+            bad := cerebro._changed_columns(
+                '{"status": "active", "epoch": 0, "partitions_done": [], "seed": 0,
+                  "parent_config": null, "source": "human", "error": null, "lost_units": 0,
+                  "clone_epoch": null}'::jsonb,
+                to_jsonb(new) - 'config_id' - 'created_at' - 'updated_at',
+                array['workload_id', 'params', 'max_epochs', 'priority']);
+            if bad is not null then
+                raise exception 'cerebro: a new config may set only workload_id, params, '
+                      'max_epochs and priority, not %', bad using errcode = '42501',
+                      hint = 'continue from trained weights with cerebro.clone(config_id, '
+                             'overrides)';
+            end if;
+            if (select count(*) from cerebro.configs c
+                 where c.workload_id = new.workload_id) >= cerebro._limit('max_configs') then
+                perform cerebro._check_limit('max_configs',
+                    (select count(*) + 1 from cerebro.configs c
+                      where c.workload_id = new.workload_id), 'configs in the workload');
+            end if;
+        end if;
         if wl.status = 'cancelled' then
             raise exception 'cerebro: workload % is cancelled; it takes no new configs', wl.name
                   using errcode = '22023';
@@ -51,6 +80,14 @@ begin
     end if;
 
     -- UPDATE
+    if not cerebro._trusted() then
+        bad := cerebro._changed_columns(to_jsonb(old), to_jsonb(new),
+                                        array['status', 'max_epochs', 'priority', 'updated_at']);
+        if bad is not null and bad <> 'params' then
+            raise exception 'cerebro: you may change a config''s status, max_epochs and '
+                  'priority, not %', bad using errcode = '42501';
+        end if;
+    end if;
     if actor <> 'system' then
         if new.params is distinct from old.params then
             raise exception 'cerebro: config % params cannot change once added', old.config_id
@@ -92,8 +129,10 @@ begin
 end
 $$;
 
+-- After a config is added or changed: the audit trail (SECURITY DEFINER: users cannot write
+-- cerebro.events themselves).
 create or replace function cerebro._config_after() returns trigger
-language plpgsql as $$
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 declare
     actor text := cerebro.actor();
 begin
@@ -140,9 +179,22 @@ drop trigger if exists steer_after on cerebro.configs;
 create trigger steer_after after insert or update on cerebro.configs
     for each row execute function cerebro._config_after();
 
+-- Before a workload changes: its state machine; users may change only status and priority.
 create or replace function cerebro._workload_before() returns trigger
-language plpgsql as $$
+language plpgsql set search_path = pg_catalog, pg_temp as $$
+declare
+    bad text;
 begin
+    if not cerebro._trusted() then
+        bad := cerebro._changed_columns(to_jsonb(old), to_jsonb(new),
+                                        array['status', 'priority']);
+        if bad is not null then
+            raise exception 'cerebro: you may change a workload''s status and priority, not %',
+                  bad using errcode = '42501',
+                  hint = 'launch a new workload, or cerebro.drill_down, for other settings';
+        end if;
+    end if;
+    perform cerebro._check_limit('max_priority', abs(new.priority), 'priority');
     if new.status is distinct from old.status then
         if not ((old.status = 'active' and new.status in ('paused', 'cancelled'))
                 or (old.status = 'paused' and new.status in ('active', 'cancelled'))) then
@@ -156,8 +208,9 @@ begin
 end
 $$;
 
+-- After a workload changes: the audit trail; cancelling stops its active configs.
 create or replace function cerebro._workload_after() returns trigger
-language plpgsql as $$
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 begin
     if new.status is distinct from old.status then
         insert into cerebro.events (actor, workload_id, action, detail)
@@ -187,20 +240,21 @@ create trigger steer_after after update on cerebro.workloads
     for each row execute function cerebro._workload_after();
 
 -- Stop a config. With immediate => true the sub-epoch in flight is cancelled too; the state
--- of its last finished sub-epoch is kept, and resume continues from there.
+-- of its last finished sub-epoch is kept, and resume continues from there. SECURITY DEFINER
+-- (cancelling the scheduler's backend needs it); only who may steer the config may call it.
 create or replace function cerebro.stop(config_id int, immediate boolean default false)
-returns boolean language plpgsql as $$
+returns boolean language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 declare
     n int;
 begin
+    if not cerebro._sees_config(stop.config_id, true) then
+        raise exception 'cerebro: config % does not exist', config_id using errcode = '22023';
+    end if;
     update cerebro.configs c set status = 'stopped'
      where c.config_id = stop.config_id and c.status = 'active';
     get diagnostics n = row_count;
-    if n = 0 and not exists (select 1 from cerebro.configs c where c.config_id = stop.config_id) then
-        raise exception 'cerebro: config % does not exist', config_id using errcode = '22023';
-    end if;
     if immediate then
-        perform pg_cancel_backend(u.backend_pid) from cerebro.units u
+        perform pg_catalog.pg_cancel_backend(u.backend_pid) from cerebro.units u
          where u.config_id = stop.config_id and u.ended_at is null and u.backend_pid is not null;
     end if;
     return n > 0;
@@ -209,9 +263,15 @@ $$;
 
 -- Resume a stopped or failed config (same as UPDATE ... SET status = 'active').
 create or replace function cerebro.resume(config_id int) returns boolean
-language sql as $$
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
+begin
+    if not cerebro._sees_config(resume.config_id, true) then
+        raise exception 'cerebro: config % does not exist', config_id using errcode = '22023';
+    end if;
     update cerebro.configs c set status = 'active'
-     where c.config_id = resume.config_id and c.status <> 'active' returning true
+     where c.config_id = resume.config_id and c.status <> 'active';
+    return found;
+end
 $$;
 
 -- Clone a config with its trained weights and optimizer state (latest checkpoint), applying
@@ -223,7 +283,7 @@ create or replace function cerebro.clone(config_id int, overrides jsonb default 
                                          fresh boolean default false,
                                          workload_id int default null,
                                          max_epochs int default null)
-returns int language plpython3u as $$
+returns int language plpython3u security definer set search_path = pg_catalog, pg_temp as $$
 from cerebro_udfs.sql_api import clone
 return clone(plpy, config_id, overrides, fresh, workload_id, max_epochs)
 $$;
@@ -239,7 +299,7 @@ create or replace function cerebro.drill_down(parent_workload int, space jsonb,
                                               name text default null,
                                               seed bigint default null,
                                               options jsonb default '{}'::jsonb)
-returns int language plpython3u as $$
+returns int language plpython3u security definer set search_path = pg_catalog, pg_temp as $$
 from cerebro_udfs.sql_api import drill_down
 return drill_down(plpy, parent_workload, space, search, num_configs, config_id, max_epochs,
                   name, seed, options)
@@ -249,7 +309,7 @@ $$;
 create or replace function cerebro.history(config_id int)
 returns table (at timestamptz, config_id int, generation int, actor text, action text,
                detail jsonb)
-language sql stable as $$
+language sql stable set search_path = pg_catalog, pg_temp as $$
     with recursive lineage(config_id, generation) as (
         select c.config_id, 0 from cerebro.configs c where c.config_id = history.config_id
         union all

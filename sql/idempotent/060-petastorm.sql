@@ -17,7 +17,7 @@ create or replace function cerebro.import_petastorm(
     batch_rows int default null,
     images text default 'array',
     if_exists text default 'error'
-) returns bigint language plpython3u as $$
+) returns bigint language plpython3u set search_path = pg_catalog, pg_temp as $$
 from cerebro_udfs.sql_api import import_petastorm
 return import_petastorm(plpy, name, url, table_name, batch_rows, images, if_exists)
 $$;

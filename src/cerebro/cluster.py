@@ -25,6 +25,8 @@ from .install import install_extension_files
 DEFAULT_PORT = 54329
 DATABASE = "cerebro"
 SUPERUSER = "postgres"
+# the daemon's login (created NOLOGIN by the extension; `cerebro up` lets it log in locally)
+SCHEDULER_ROLE = "cerebro_scheduler"
 
 
 class ClusterError(RuntimeError):
@@ -73,8 +75,12 @@ class Cluster:
     def bindir(self) -> Path:
         return Path(_pg_config("--bindir"))
 
-    def conninfo(self, dbname: str = DATABASE) -> str:
-        return f"host={self.run_dir} port={self.port} user={SUPERUSER} dbname={dbname}"
+    def conninfo(self, dbname: str = DATABASE, user: str = SUPERUSER) -> str:
+        return f"host={self.run_dir} port={self.port} user={user} dbname={dbname}"
+
+    def scheduler_conninfo(self, dbname: str = DATABASE) -> str:
+        """Where the daemon connects: as ``cerebro_scheduler``, not as a superuser."""
+        return self.conninfo(dbname, SCHEDULER_ROLE)
 
     # -- running commands as the server's OS user ---------------------------------------
     def _as_server_user(
@@ -223,6 +229,7 @@ class Cluster:
         with psycopg.connect(self.conninfo(dbname), autocommit=True) as conn:
             check_server_python(conn)
             create_or_update_extension(conn)
+            allow_scheduler_login(conn)
 
     def up(self) -> None:
         """Idempotent: install the extension files, initialise, start, create the database."""
@@ -285,6 +292,15 @@ def check_server_python(conn: psycopg.Connection) -> None:
             f"PL/Python embeds Python {server} but the project environment is Python {ours}; "
             f"build the environment with python{server} (make setup PYTHON=python{server})"
         )
+
+
+def allow_scheduler_login(conn: psycopg.Connection) -> None:
+    """Let the daemon log in as cerebro_scheduler. The embedded server accepts local socket
+    connections only (trust); on other servers an admin also sets a password or a
+    certificate for it (README, "Security model")."""
+    conn.execute(
+        psycopg.sql.SQL("alter role {} login").format(psycopg.sql.Identifier(SCHEDULER_ROLE))
+    )
 
 
 def create_or_update_extension(conn: psycopg.Connection) -> None:

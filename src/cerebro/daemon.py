@@ -34,7 +34,14 @@ def start_background(cluster: Cluster) -> int:
     # the child keeps its own copy of the log's descriptor; ours is closed once it started
     with open(cluster.home / "log" / "scheduler.log", "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "cerebro.cli", "scheduler", "--dsn", cluster.conninfo()],
+            [
+                sys.executable,
+                "-m",
+                "cerebro.cli",
+                "scheduler",
+                "--dsn",
+                cluster.scheduler_conninfo(),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -53,7 +53,7 @@ def drill_down(
     options_json: str | None = None,
 ) -> int:
     """A child workload whose unsearched parameters are pinned to the parent's best config."""
-    w = load_workload(plpy, parent_workload)
+    w = load_workload(plpy, parent_workload, steer=True)
     base = _base_config(plpy, w, config_id)
     space = json.loads(space_json) if space_json else {}
     if not isinstance(space, dict) or not space:

@@ -62,7 +62,7 @@ class Winner:
 
     def __init__(self, plpy: Any, config_id: int, epoch: int | None) -> None:
         config = store.find_config(plpy, config_id)
-        if config is None:
+        if config is None or not store.may_see_config(plpy, config_id):
             raise CerebroError(f"config {config_id} does not exist")
         workload = store.find_workload(plpy, config.workload_id)
         model = store.model_by_id(plpy, workload.model_id) if workload else None
@@ -197,12 +197,17 @@ def _output_name(plpy: Any, output: str) -> str:
         raise CerebroError(
             f"output {output!r} is not a valid table name", hint="schema.table or table"
         )
-    if plpy.execute(plpy.prepare(TABLE_EXISTS_SQL, ["text"]), [output])[0]["e"]:
+    # the function runs with search_path pinned to pg_catalog: a bare name goes into public,
+    # as import_petastorm's does
+    if len(parts) == 1:
+        parts = ["public", *parts]
+    qualified = ".".join(plpy.quote_ident(p) for p in parts)
+    if plpy.execute(plpy.prepare(TABLE_EXISTS_SQL, ["text"]), [qualified])[0]["e"]:
         raise CerebroError(
             f"output table {output!r} already exists",
             hint="drop it or choose another name; predict never overwrites",
         )
-    return ".".join(plpy.quote_ident(p) for p in parts)
+    return qualified
 
 
 class _Output:

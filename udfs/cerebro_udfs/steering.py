@@ -15,17 +15,22 @@ from . import chunks, models, search, state, store
 from .errors import CerebroError
 
 
-def workload(plpy: Any, workload_id: int, lock: bool = False) -> store.Workload:
-    """The workload or a clear error; ``lock`` as in :func:`store.find_workload`."""
+def workload(
+    plpy: Any, workload_id: int, lock: bool = False, steer: bool = False
+) -> store.Workload:
+    """The workload or a clear error; ``lock`` as in :func:`store.find_workload`. One the
+    session user may not see (or, with ``steer``, steer) does not exist for them: the verbs
+    run as the extension's owner, so row-level security does not hide it here."""
     w = store.find_workload(plpy, workload_id, lock=lock)
-    if w is None:
+    if w is None or not store.may_see_workload(plpy, workload_id, steer):
         raise CerebroError(f"workload {workload_id} does not exist")
     return w
 
 
-def config(plpy: Any, config_id: int) -> store.Config:
+def config(plpy: Any, config_id: int, steer: bool = False) -> store.Config:
+    """The config or a clear error; visibility as in :func:`workload`."""
     c = store.find_config(plpy, config_id)
-    if c is None:
+    if c is None or not store.may_see_config(plpy, config_id, steer):
         raise CerebroError(f"config {config_id} does not exist")
     return c
 
@@ -55,8 +60,8 @@ def clone(
     max_epochs: int | None = None,
 ) -> int:
     """A new config from ``config_id``'s latest checkpoint, with ``overrides`` applied."""
-    parent = config(plpy, config_id)
-    w = workload(plpy, workload_id or parent.workload_id)
+    parent = config(plpy, config_id, steer=True)
+    w = workload(plpy, workload_id or parent.workload_id, steer=True)
     overrides = json.loads(overrides_json) if overrides_json else {}
     if not isinstance(overrides, dict):
         raise CerebroError('overrides must be a JSON object like {"learning_rate": 0.001}')

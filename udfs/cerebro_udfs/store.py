@@ -210,7 +210,11 @@ def _dataset(row: dict[str, Any] | None) -> Dataset | None:
 
 
 def find_dataset(plpy: Any, name: str, full: bool = False) -> Dataset | None:
-    query = (_DATASET_FULL if full else _DATASET) + "where name = $1"
+    """The dataset ``name`` if the session user may use it (its owner, an admin or the
+    scheduler): verbs that run as the extension owner see every row, so they filter here."""
+    query = (
+        _DATASET_FULL if full else _DATASET
+    ) + "where name = $1 and cerebro._sees_dataset(owner)"
     return _dataset(_row(plpy, query, ["text"], [name]))
 
 
@@ -622,7 +626,26 @@ def last_stop_or_resume(plpy: Any, config_id: int) -> dict[str, Any] | None:
 
 
 def current_user(plpy: Any) -> str:
-    return str(plpy.execute("select current_user as u")[0]["u"])
+    """The session user: the person acting, also inside SECURITY DEFINER verbs (where
+    current_user is the extension's owner)."""
+    return str(plpy.execute("select session_user as u")[0]["u"])
+
+
+def may_see_config(plpy: Any, config_id: int, steer: bool = False) -> bool:
+    """Whether the session user may see (or, with ``steer``, steer) the config: its
+    workload's owner, a role it is shared with, an admin or the scheduler."""
+    row = _row(
+        plpy, "select cerebro._sees_config($1, $2) as ok", ["int", "bool"], [config_id, steer]
+    )
+    return bool(row and row["ok"])
+
+
+def may_see_workload(plpy: Any, workload_id: int, steer: bool = False) -> bool:
+    """Whether the session user may see (or steer) the workload; see ``may_see_config``."""
+    row = _row(
+        plpy, "select cerebro._sees_workload($1, $2) as ok", ["int", "bool"], [workload_id, steer]
+    )
+    return bool(row and row["ok"])
 
 
 def set_actor(plpy: Any, actor: str) -> str:

@@ -39,7 +39,7 @@ FORGET_DEAD_SCHEDULERS = (
 END_ORPHAN_WORKERS = (
     "select pg_terminate_backend(pid) from pg_stat_activity where "
     "datname = current_database() and application_name like 'cerebro worker %%' "
-    "and pid <> pg_backend_pid()"
+    "and usename = current_user and pid <> pg_backend_pid()"
 )
 LOSE_UNITS_IN_FLIGHT = (
     "update cerebro.units set outcome = 'lost', ended_at = clock_timestamp(), "

@@ -1,0 +1,1203 @@
+-- complain if this script is sourced in psql rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION cerebro" to load this file. \quit
+-- cerebro 0.3.0 -> 0.4.0: built from sql/ by `cerebro build-sql`; do not edit.
+
+-- ==== incremental/006-security.sql ====
+-- 0.4.0: safe to share. Four roles, owners set by the server, per-workload sharing, and the
+-- caps on every size a user chooses. Row-level security, the steering rules and the grants
+-- are in sql/idempotent/080-security.sql and 090-grants.sql.
+
+do $roles$
+begin
+    -- read-only views for BI tools and dashboards
+    if not exists (select 1 from pg_roles where rolname = 'cerebro_reader') then
+        create role cerebro_reader nologin;
+    end if;
+    -- the scheduler daemon's login (cerebro up gives it LOGIN on the embedded server); it
+    -- schedules every user's work, so it bypasses row-level security, and nothing else
+    if not exists (select 1 from pg_roles where rolname = 'cerebro_scheduler') then
+        create role cerebro_scheduler nologin bypassrls;
+    else
+        alter role cerebro_scheduler bypassrls;
+    end if;
+end
+$roles$;
+
+-- Owners are the session user that created the row, whoever's function wrote it.
+alter table cerebro.datasets alter column owner set default session_user;
+alter table cerebro.workloads alter column owner set default session_user;
+alter table cerebro.models alter column owner set default session_user;
+
+-- A workload shared with another role: 'read' (see it, its configs, metrics and events) or
+-- 'steer' (also stop, resume, add, clone and reprioritise). See cerebro.share().
+create table cerebro.shares (
+    workload_id int not null references cerebro.workloads (workload_id) on delete cascade,
+    grantee     name not null,
+    level       text not null check (level in ('read', 'steer')),
+    granted_by  name not null default session_user,
+    granted_at  timestamptz not null default now(),
+    primary key (workload_id, grantee)
+);
+
+-- Caps on what a user may ask for. Admins raise one with
+--   UPDATE cerebro.limits SET value = ... WHERE name = 'max_configs';
+-- (a table, not a setting: any session can SET a setting, only cerebro_admin updates this).
+create table cerebro.limits (
+    name        text primary key check (name ~ '^max_[a-z_]+$'),
+    value       double precision not null check (value > 0),
+    description text not null
+);
+insert into cerebro.limits (name, value, description) values
+('max_configs', 1000, 'configs per workload (num_configs at launch, plus configs added later)'),
+('max_parallelism', 64, 'hyperopt configs in flight (options.parallelism)'),
+('max_partitions', 256, 'partitions of a dataset (load_dataset num_partitions)'),
+('max_buffer_bytes', 268435456, 'bytes of one packed buffer (buffer_rows x row size)'),
+('max_image_side', 1024, 'height and width of image_size'),
+('max_text_length', 8192, 'max_length of a text dataset'),
+('max_vocabulary_size', 1000000, 'vocabulary_size of a text dataset or model'),
+('max_layer_width', 65536, 'units of one layer (hidden sizes, hidden_dim, width)'),
+('max_model_params', 500000000, 'estimated parameters of one roster model config'),
+('max_epochs', 100000, 'max_epochs of a workload or config'),
+('max_priority', 1000000, 'absolute value of a workload or config priority');
+
+-- Argument types changed: source is a regclass, resolved with the caller's search_path when
+-- the call is parsed (the functions themselves run with search_path pinned). Drop the old
+-- signatures, which would otherwise stay as ambiguous overloads.
+drop function if exists cerebro.load_dataset(text, text, text[], text, int, int, bigint, text,
+                                             text, text, int[], int, int, text[], int, boolean);
+drop function if exists cerebro.predict(int, text, text, text, int, int);
+
+-- ==== idempotent/005-access.sql ====
+-- Access: who the session is (admin, scheduler, trusted statement, actor) and what it may
+-- see or steer. Used by the row-level security policies (080-security.sql), the views and the
+-- SECURITY DEFINER verbs, which check ownership with these same functions.
+
+-- Whether the session user is an admin (a member of cerebro_admin; superusers are).
+create or replace function cerebro._is_admin() returns boolean
+language sql stable security definer set search_path = pg_catalog, pg_temp as $$
+    select pg_catalog.pg_has_role(session_user, 'cerebro_admin', 'member')
+$$;
+
+-- Whether the session is the scheduler daemon's (a member of cerebro_scheduler).
+create or replace function cerebro._is_scheduler() returns boolean
+language sql stable security definer set search_path = pg_catalog, pg_temp as $$
+    select pg_catalog.pg_has_role(session_user, 'cerebro_scheduler', 'member')
+$$;
+
+-- Whether the statement being run is trusted with every column: issued by the scheduler, a
+-- superuser, or a cerebro verb (SECURITY DEFINER, so current_user is the extension owner).
+-- SECURITY INVOKER on purpose: current_user is whoever runs the statement.
+create or replace function cerebro._trusted() returns boolean
+language sql stable set search_path = pg_catalog, pg_temp as $$
+    select coalesce((select r.rolsuper from pg_catalog.pg_roles r
+                      where r.rolname = current_user), false)
+        or pg_catalog.pg_has_role(current_user, 'cerebro_scheduler', 'member')
+$$;
+
+-- Who is acting, for the audit trail: 'human:<session user>', or for the scheduler's own
+-- sessions the label it sets ('system', 'automl:<procedure>'). Nobody else can choose it.
+create or replace function cerebro.actor() returns text
+language sql stable security definer set search_path = pg_catalog, pg_temp as $$
+    select case
+        when cerebro._is_scheduler()
+             and coalesce(pg_catalog.current_setting('cerebro.actor', true), '') <> ''
+        then pg_catalog.current_setting('cerebro.actor', true)
+        else 'human:' || session_user
+    end
+$$;
+
+-- Whether the session user may see (steer => false) or steer (steer => true) a workload.
+create or replace function cerebro._sees_workload(workload_id int, steer boolean default false)
+returns boolean language sql stable security definer set search_path = pg_catalog, pg_temp as $$
+    select cerebro._is_admin() or cerebro._is_scheduler()
+        or (not steer and pg_catalog.pg_has_role(session_user, 'cerebro_reader', 'member'))
+        or exists (select 1 from cerebro.workloads w
+                    where w.workload_id = _sees_workload.workload_id
+                      and w.owner = session_user)
+        or exists (select 1 from cerebro.shares s join pg_catalog.pg_roles r
+                          on r.rolname = s.grantee
+                    where s.workload_id = _sees_workload.workload_id
+                      and (s.level = 'steer' or not steer)
+                      and pg_catalog.pg_has_role(session_user, r.oid, 'member'))
+$$;
+
+-- The same for the workload of a config.
+create or replace function cerebro._sees_config(config_id int, steer boolean default false)
+returns boolean language sql stable security definer set search_path = pg_catalog, pg_temp as $$
+    select coalesce((select cerebro._sees_workload(c.workload_id, steer) from cerebro.configs c
+                      where c.config_id = _sees_config.config_id), false)
+$$;
+
+-- Whether the session user may use a dataset (its owner, an admin or the scheduler).
+create or replace function cerebro._sees_dataset(owner name) returns boolean
+language sql stable security definer set search_path = pg_catalog, pg_temp as $$
+    select owner = session_user or cerebro._is_admin() or cerebro._is_scheduler()
+$$;
+
+create or replace function cerebro._owns_dataset(dataset_id int) returns boolean
+language sql stable security definer set search_path = pg_catalog, pg_temp as $$
+    select coalesce((select cerebro._sees_dataset(d.owner) from cerebro.datasets d
+                      where d.dataset_id = _owns_dataset.dataset_id), false)
+$$;
+
+-- The columns whose values differ between two versions of a row, except `allowed` (for the
+-- whitelists below: one message names every column a user may not change).
+create or replace function cerebro._changed_columns(old jsonb, new jsonb, allowed text[])
+returns text language sql immutable set search_path = pg_catalog, pg_temp as $$
+    select pg_catalog.string_agg(n.key, ', ' order by n.key)
+      from pg_catalog.jsonb_each(new) n
+     where n.key <> all (allowed) and n.value is distinct from (old -> n.key)
+$$;
+
+-- A cap from cerebro.limits (the table holds every cap a user runs into).
+create or replace function cerebro._limit(name text) returns double precision
+language sql stable security definer set search_path = pg_catalog, pg_temp as $$
+    select l.value from cerebro.limits l where l.name = _limit.name
+$$;
+
+-- Refuse a value over a cap with the message every cap uses.
+create or replace function cerebro._check_limit(name text, value double precision, what text)
+returns void language plpgsql stable set search_path = pg_catalog, pg_temp as $$
+declare
+    cap double precision := cerebro._limit(name);
+begin
+    if value is not null and cap is not null and value > cap then
+        raise exception 'cerebro: % % is over the limit % = %', what, value, name, cap
+              using errcode = '22023',
+                    hint = pg_catalog.format('an admin raises it: UPDATE cerebro.limits SET '
+                                             'value = %s WHERE name = %L', value, name);
+    end if;
+end
+$$;
+
+-- ==== idempotent/010-datasets.sql ====
+-- Datasets: packing tables and views into partitioned minibatch buffers.
+
+-- Pack `source` (a table or view, resolved with your search_path; read with your privileges) into dataset `name`: features are columns, numeric arrays or
+-- whitelisted SQL expressions; rows are shuffled once with `seed` and split into
+-- `num_partitions` partitions (default: the server's CPU count). `like_dataset` reuses another
+-- dataset's features, label, class list, normalisation and encoding (validation and test
+-- sets). A single bytea feature column holds images: decoded (PNG, JPEG, ...), converted to
+-- `channels` (3 = RGB, 1 = grayscale), resized to `image_size` [h, w] and scaled to [0, 1].
+-- A single text feature column is tokenised with WordPiece into `max_length` token ids
+-- ([PAD] = 0), with the `vocabulary` given or one of `vocabulary_size` tokens learnt here.
+create or replace function cerebro.load_dataset(
+    name text,
+    source regclass,
+    features text[] default null,
+    label text default null,
+    num_partitions int default null,
+    buffer_rows int default null,
+    seed bigint default 0,
+    like_dataset text default null,
+    task text default 'auto',
+    normalization text default 'auto',
+    image_size int[] default null,
+    channels int default null,
+    max_length int default null,
+    vocabulary text[] default null,
+    vocabulary_size int default null,
+    lowercase boolean default null
+) returns int language plpython3u set search_path = pg_catalog, pg_temp as $$
+from cerebro_udfs.sql_api import load_dataset
+return load_dataset(plpy, name, source, features, label, num_partitions, buffer_rows, seed,
+                    like_dataset, task, normalization, image_size, channels, max_length,
+                    vocabulary, vocabulary_size, lowercase)
+$$;
+
+-- Remove a dataset and its buffers (your own; an admin's any).
+create or replace function cerebro.drop_dataset(name text) returns boolean
+language plpython3u set search_path = pg_catalog, pg_temp as $$
+from cerebro_udfs.sql_api import drop_dataset
+return drop_dataset(plpy, name)
+$$;
+
+-- One row per partition of each dataset: rows, buffers and bytes as stored.
+create or replace view cerebro.dataset_partitions with (security_barrier) as
+select d.name as dataset, b.__dist_key__ as partition, count(*) as buffers,
+       sum(b.num_rows) as rows, sum(octet_length(b.x) + octet_length(b.y)) as bytes
+  from cerebro.datasets d join cerebro.buffers b using (dataset_id)
+ where cerebro._sees_dataset(d.owner)
+ group by d.name, b.__dist_key__;
+
+-- ==== idempotent/020-models.sql ====
+-- Models: the roster and custom Keras scripts.
+
+-- Register a custom model: `source` is Python defining `entry_point(config) -> compiled
+-- keras.Model`; config holds the config's parameters plus config['dataset'] (feature_shape,
+-- task, num_classes, classes). The model is built once now, so a broken script is refused.
+-- Only cerebro_admin may call it: plpython3u runs the script as the server's OS user.
+create or replace function cerebro.register_model(
+    name text,
+    source text,
+    entry_point text default 'build',
+    param_schema jsonb default '{}'::jsonb,
+    description text default null,
+    dataset text default null,
+    build_timeout double precision default 300
+) returns int language plpython3u security definer
+set search_path to pg_catalog, pg_temp as $$
+from cerebro_udfs.sql_api import register_model
+return register_model(plpy, name, source, entry_point, param_schema, description, dataset,
+                      build_timeout)
+$$;
+revoke all on function cerebro.register_model(text, text, text, jsonb, text, text, double precision) from public;
+grant execute on function cerebro.register_model(text, text, text, jsonb, text, text, double precision)
+    to cerebro_admin;
+
+-- The JSON model definition the training aggregates take as a direct argument (for the
+-- scheduler and admins: it holds a custom model's source).
+create or replace function cerebro.model_spec(model text) returns jsonb
+language plpython3u stable set search_path = pg_catalog, pg_temp as $$
+from cerebro_udfs.sql_api import model_spec
+return model_spec(plpy, model)
+$$;
+
+-- ==== idempotent/030-training.sql ====
+-- The in-database training step: segment-safe ordered-set aggregates.
+
+create or replace function cerebro._collect(token bigint, buffer_id int, x bytea, y bytea,
+                                            num_rows int) returns bigint
+language plpython3u set search_path = pg_catalog, pg_temp as $$
+from cerebro_udfs.sql_api import collect
+return collect(plpy, GD, token, buffer_id, x, y, num_rows)
+$$;
+
+create or replace function cerebro._train_final(token bigint, state bytea, model jsonb,
+                                                config jsonb) returns cerebro.subepoch_result
+language plpython3u set search_path = pg_catalog, pg_temp as $$
+from cerebro_udfs.sql_api import train_final
+return train_final(plpy, GD, token, state, model, config)
+$$;
+
+create or replace function cerebro._eval_final(token bigint, state bytea, model jsonb,
+                                               config jsonb) returns cerebro.eval_result
+language plpython3u set search_path = pg_catalog, pg_temp as $$
+from cerebro_udfs.sql_api import eval_final
+return eval_final(plpy, GD, token, state, model, config)
+$$;
+
+-- One MOP sub-epoch: train `state` (NULL = fresh init from config's seed) on the rows of one
+-- partition, in buffer_id order. Returns (state, loss, metrics, rows, seconds).
+--   select (cerebro.train_subepoch(state, model, config)
+--           within group (order by buffer_id, x, y, num_rows)).*
+--     from cerebro.buffers where dataset_id = 1 and __dist_key__ = 0;
+create or replace aggregate cerebro.train_subepoch(state bytea, model jsonb, config jsonb
+        order by buffer_id int, x bytea, y bytea, num_rows int) (
+    sfunc = cerebro._collect, stype = bigint, finalfunc = cerebro._train_final);
+
+-- Loss and metrics of `state` on the rows aggregated (a partition, or a whole dataset).
+create or replace aggregate cerebro.evaluate_partition(state bytea, model jsonb, config jsonb
+        order by buffer_id int, x bytea, y bytea, num_rows int) (
+    sfunc = cerebro._collect, stype = bigint, finalfunc = cerebro._eval_final);
+
+-- The config the aggregates take: parameters (checked against the model), seed, dataset
+-- metadata, and the partition's cache key.
+create or replace function cerebro.subepoch_config(
+    model text, dataset text, params jsonb default '{}'::jsonb, seed bigint default 0,
+    partition int default null, epoch int default 0, config_id int default null
+) returns jsonb language plpython3u stable set search_path = pg_catalog, pg_temp as $$
+from cerebro_udfs.sql_api import subepoch_config
+return subepoch_config(plpy, model, dataset, params, seed, partition, epoch, config_id)
+$$;
+
+-- Convenience for psql: one sub-epoch of `model` with `params` on one partition of `dataset`.
+create or replace function cerebro.run_subepoch(
+    model text, dataset text, partition int, params jsonb default '{}'::jsonb,
+    state bytea default null, seed bigint default 0, epoch int default 0
+) returns cerebro.subepoch_result language plpython3u set search_path = pg_catalog, pg_temp as $$
+from cerebro_udfs.sql_api import run_subepoch
+return run_subepoch(plpy, GD, model, dataset, partition, params, state, seed, epoch)
+$$;
+
+-- Convenience for psql: evaluate a state on one partition (or all, partition => NULL).
+create or replace function cerebro.run_evaluation(
+    model text, dataset text, state bytea, params jsonb default '{}'::jsonb,
+    partition int default null
+) returns cerebro.eval_result language plpython3u set search_path = pg_catalog, pg_temp as $$
+from cerebro_udfs.sql_api import run_evaluation
+return run_evaluation(plpy, GD, model, dataset, partition, params, state)
+$$;
+
+-- The header of a model state (format, config, epoch, partitions done, array table). For a
+-- chunked state's reference: {"chunked": true, "blob", "size", "chunks"}.
+create or replace function cerebro.state_info(state bytea) returns jsonb
+language plpython3u immutable strict set search_path = pg_catalog, pg_temp as $$
+from cerebro_udfs.sql_api import state_info
+return state_info(plpy, state)
+$$;
+
+-- Internal (chunked states, see udfs/cerebro_udfs/chunks.py): the one place SQL knows the
+-- layout of a chunked-state reference, 'CRBCHUNK' | 16-byte blob id | JSON {size, crc32,
+-- chunks}. The blob id of a reference; NULL for an inline state.
+create or replace function cerebro._chunk_blob(state bytea) returns bytea
+language sql immutable strict set search_path = pg_catalog, pg_temp as $$
+select case when substring(state from 1 for 8) = '\x4352424348554e4b'::bytea
+            then substring(state from 9 for 16) end
+$$;
+
+-- Internal: the JSON {size, crc32, chunks} of a chunked-state reference; NULL when inline.
+create or replace function cerebro._chunk_info(state bytea) returns jsonb
+language sql immutable strict set search_path = pg_catalog, pg_temp as $$
+select case when cerebro._chunk_blob(state) is not null
+            then convert_from(substring(state from 25), 'UTF8')::jsonb end
+$$;
+
+-- Internal: assemble chunk `seq` of a blob in this backend, in order, for the next training or
+-- evaluation statement to use.
+create or replace function cerebro._stash_chunk(blob bytea, seq int, data bytea, chunks int)
+returns bigint language plpython3u set search_path = pg_catalog, pg_temp as $$
+from cerebro_udfs.sql_api import stash_chunk
+return stash_chunk(plpy, GD, blob, seq, data, chunks)
+$$;
+
+-- Internal: stash every chunk of the state `ref` refers to (nothing for an inline state).
+create or replace function cerebro._stash_state(ref bytea) returns bigint
+language sql set search_path = pg_catalog, pg_temp as $$
+select coalesce(max(cerebro._stash_chunk(c.blob, c.seq, c.data,
+                                         (cerebro._chunk_info(ref)->>'chunks')::int)), 0)
+  from (select blob, seq, data from cerebro.state_chunks
+         where blob = cerebro._chunk_blob(ref)
+         order by seq) c
+$$;
+
+-- Internal: the chunk rows of a state the training aggregate kept in this backend because it
+-- was too large to return (no rows for an inline state).
+create or replace function cerebro._unstash_chunks(state bytea)
+returns table (blob bytea, seq int, data bytea) language plpython3u set search_path = pg_catalog, pg_temp as $$
+from cerebro_udfs.sql_api import unstash_chunks
+return unstash_chunks(plpy, GD, state)
+$$;
+
+-- Remove chunks no state or checkpoint refers to (all, or only `blob`'s). Returns rows removed.
+create or replace function cerebro._drop_unreferenced_chunks(only_blob bytea default null)
+returns bigint language sql set search_path = pg_catalog, pg_temp as $$
+with refs as (
+    select cerebro._chunk_blob(state) as blob from cerebro.states
+    union
+    select cerebro._chunk_blob(state) from cerebro.checkpoints
+), gone as (
+    delete from cerebro.state_chunks c
+     where (only_blob is null or c.blob = only_blob)
+       and not exists (select 1 from refs where refs.blob = c.blob)
+    returning 1
+)
+select count(*) from gone
+$$;
+
+-- What this backend keeps in its GD cache (decoded partitions, compiled models).
+create or replace function cerebro.cache_info() returns jsonb
+language plpython3u set search_path = pg_catalog, pg_temp as $$
+from cerebro_udfs.sql_api import cache_info
+return cache_info(plpy, GD)
+$$;
+
+-- ==== idempotent/040-workloads.sql ====
+-- Workloads: launching a search, waking the scheduler, and the views people and BI tools read.
+
+-- Start a model-selection search: inserts the workload and its configs (grid: the product
+-- of the `choice` lists; random, asha, hyperband, pbt: `num_configs` samples with `seed`;
+-- hyperopt: TPE suggestions, `parallelism` at a time) and returns its id. `options` are the
+-- procedure's parameters (hyperopt: parallelism, n_startup_jobs; asha/hyperband:
+-- min_epochs, eta; pbt: interval, quantile, perturb, resample_probability).
+-- Training starts when the transaction commits. The workload is yours (its owner); train and
+-- valid must be your datasets. `params` are fixed parameters for every
+-- config; `objective` is e.g. valid_loss (minimised) or valid_accuracy (maximised); add
+-- ':min'/':max' to state the direction of another metric.
+create or replace function cerebro.launch(
+    name text,
+    model text,
+    train text,
+    valid text default null,
+    search text default 'grid',
+    space jsonb default '{}'::jsonb,
+    num_configs int default null,
+    max_epochs int default 10,
+    objective text default 'valid_loss',
+    seed bigint default 0,
+    params jsonb default '{}'::jsonb,
+    priority int default 0,
+    options jsonb default '{}'::jsonb
+) returns int language plpython3u security definer set search_path = pg_catalog, pg_temp as $$
+from cerebro_udfs.sql_api import launch
+return launch(plpy, name, model, train, valid, search, space, num_configs, max_epochs,
+              objective, seed, params, priority, options)
+$$;
+
+-- One step of a workload's AutoML procedure (hyperopt: suggest up to `parallelism` configs
+-- in flight; asha/hyperband: promote stopped configs that now rank in their rung's top).
+-- The scheduler calls it whenever the workload's events change; safe to call any time.
+create or replace function cerebro.automl_step(workload_id int) returns int
+language plpython3u set search_path = pg_catalog, pg_temp as $$
+from cerebro_udfs.sql_api import automl_step
+return automl_step(plpy, workload_id)
+$$;
+
+-- Called by the scheduler in the transaction that commits a config's epoch: ASHA/Hyperband
+-- stop a config at a rung it does not pass, PBT exploits and explores.
+create or replace function cerebro._on_epoch(config_id int, epoch int) returns void
+language plpython3u set search_path = pg_catalog, pg_temp as $$
+from cerebro_udfs.sql_api import on_epoch
+on_epoch(plpy, config_id, epoch)
+$$;
+
+-- Wake the scheduler (LISTEN cerebro) whenever configs or workloads change.
+create or replace function cerebro._notify() returns trigger
+language plpgsql set search_path = pg_catalog, pg_temp as $$
+begin
+    perform pg_notify('cerebro', tg_table_name);
+    return null;
+end
+$$;
+drop trigger if exists notify_scheduler on cerebro.configs;
+create trigger notify_scheduler after insert or update of status, priority, max_epochs
+    on cerebro.configs for each statement execute function cerebro._notify();
+drop trigger if exists notify_scheduler on cerebro.workloads;
+create trigger notify_scheduler after insert or update of status, priority
+    on cerebro.workloads for each statement execute function cerebro._notify();
+
+-- The value of a workload's objective in one metrics row (NULL when not measured).
+create or replace function cerebro.objective_value(m cerebro.metrics, objective text)
+returns double precision language sql immutable set search_path = pg_catalog, pg_temp as $$
+    select case
+        when o = 'valid_loss' then m.valid_loss
+        when o = 'train_loss' then m.train_loss
+        when o like 'valid\_%' then (m.valid_metrics ->> substr(o, 7))::double precision
+        when o like 'train\_%' then (m.train_metrics ->> substr(o, 7))::double precision
+    end
+    from (select split_part(objective, ':', 1) as o) s
+$$;
+
+-- One row per config: its objective (best and last), status and rank in its workload.
+-- Stable columns: workload, workload_id, config_id, rank, status, epochs, max_epochs,
+-- best_objective, last_objective, objective, direction, params, source, parent_config, error.
+create or replace view cerebro.leaderboard with (security_barrier) as
+with scored as (
+    select c.config_id, w.workload_id, w.name as workload, c.status, c.epoch as epochs,
+           coalesce(c.max_epochs, w.max_epochs) as max_epochs, w.objective,
+           w.objective_direction as direction, c.params, c.source, c.parent_config, c.error,
+           (select case when w.objective_direction = 'min'
+                        then min(cerebro.objective_value(m, w.objective))
+                        else max(cerebro.objective_value(m, w.objective)) end
+              from cerebro.metrics m where m.config_id = c.config_id) as best_objective,
+           (select cerebro.objective_value(m, w.objective) from cerebro.metrics m
+             where m.config_id = c.config_id order by m.epoch desc limit 1) as last_objective
+      from cerebro.configs c join cerebro.workloads w using (workload_id)
+     where cerebro._sees_workload(w.workload_id)
+)
+select workload, workload_id, config_id,
+       rank() over (partition by workload_id order by
+                    case when direction = 'min' then best_objective else -best_objective end
+                    asc nulls last) as rank,
+       status, epochs, max_epochs, best_objective, last_objective, objective, direction,
+       params, source, parent_config, error
+  from scored;
+
+-- One row per workload: configs by status, epochs done of total, throughput, time left.
+create or replace view cerebro.progress with (security_barrier) as
+with per_config as (
+    select c.workload_id, c.status, c.epoch,
+           coalesce(c.max_epochs, w.max_epochs) as max_epochs
+      from cerebro.configs c join cerebro.workloads w using (workload_id)
+), rate as (
+    select c.workload_id, count(*) / 5.0 as units_per_minute
+      from cerebro.units u join cerebro.configs c using (config_id)
+     where u.outcome = 'ok' and u.ended_at > now() - interval '5 minutes'
+     group by c.workload_id
+), unit_cost as (
+    select w.workload_id,
+           (td.num_partitions + coalesce(vd.num_partitions, 0)) as units_per_epoch
+      from cerebro.workloads w join cerebro.datasets td on td.dataset_id = w.train_dataset
+      left join cerebro.datasets vd on vd.dataset_id = w.valid_dataset
+)
+select w.name as workload, w.workload_id, w.status, w.search, w.objective,
+       count(p.*) as configs,
+       count(*) filter (where p.status = 'active') as active,
+       count(*) filter (where p.status = 'stopped') as stopped,
+       count(*) filter (where p.status = 'completed') as completed,
+       count(*) filter (where p.status = 'failed') as failed,
+       coalesce(sum(p.epoch), 0) as epochs_done,
+       coalesce(sum(p.max_epochs) filter (where p.status <> 'failed'), 0) as epochs_total,
+       coalesce(r.units_per_minute, 0) as units_per_minute,
+       case when coalesce(r.units_per_minute, 0) > 0 then
+            make_interval(secs => 60.0 * uc.units_per_epoch *
+                coalesce(sum(greatest(p.max_epochs - p.epoch, 0))
+                         filter (where p.status = 'active'), 0) / r.units_per_minute)
+       end as eta
+  from cerebro.workloads w
+  left join per_config p using (workload_id)
+  left join rate r using (workload_id)
+  left join unit_cost uc using (workload_id)
+ where cerebro._sees_workload(w.workload_id)
+ group by w.workload_id, r.units_per_minute, uc.units_per_epoch;
+
+-- One row per config, epoch and metric (train_loss, valid_loss, train_<m>, valid_<m>).
+-- A clone inherits its ancestors' history up to the epoch it was cloned at (from_config
+-- says whose row it is). Shows the workloads you may see.
+create or replace view cerebro.learning_curves with (security_barrier) as
+with recursive src(config_id, from_config, upto) as (
+    select c.config_id, c.config_id, null::int from cerebro.configs c
+    union all
+    select s.config_id, p.parent_config,
+           case when s.upto is null then p.clone_epoch else least(s.upto, p.clone_epoch) end
+      from src s join cerebro.configs p on p.config_id = s.from_config
+     where p.parent_config is not null and p.clone_epoch is not null
+       and p.parent_config < p.config_id   -- parents are older: the recursion always ends
+)
+select w.name as workload, c.workload_id, s.config_id, m.epoch, v.metric, v.value,
+       s.from_config, m.created_at
+  from src s
+  join cerebro.metrics m on m.config_id = s.from_config and (s.upto is null or m.epoch <= s.upto)
+  join cerebro.configs c on c.config_id = s.config_id
+  join cerebro.workloads w on w.workload_id = c.workload_id
+                        and cerebro._sees_workload(w.workload_id)
+  cross join lateral (
+      select 'train_loss'::text as metric, m.train_loss as value
+      union all select 'valid_loss', m.valid_loss where m.valid_loss is not null
+      union all select 'train_' || key, value::double precision
+                  from jsonb_each_text(m.train_metrics)
+      union all select 'valid_' || key, value::double precision
+                  from jsonb_each_text(m.valid_metrics)) v;
+
+-- Remove a workload with its configs, metrics, checkpoints, units and events (your own; an
+-- admin's any).
+create or replace function cerebro.drop_workload(name text) returns boolean
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
+begin
+    delete from cerebro.workloads w where w.name = drop_workload.name
+       and (w.owner = session_user or cerebro._is_admin());
+    if not found then
+        raise exception 'cerebro: workload % does not exist', quote_literal(name)
+              using errcode = '22023';
+    end if;
+    perform cerebro._drop_unreferenced_chunks();
+    return true;
+end
+$$;
+
+-- ==== idempotent/050-steering.sql ====
+-- Steering: the config and workload state machines, enforced on plain UPDATE/INSERT, the
+-- audit trail, and the verbs clone, drill_down, stop and history.
+
+-- Internal: a config's params checked against its workload's model and completed with the
+-- fixed params (called by the insert trigger, as the user who inserts).
+create or replace function cerebro._prepare_params(workload_id int, params jsonb) returns jsonb
+language plpython3u set search_path = pg_catalog, pg_temp as $$
+from cerebro_udfs.sql_api import prepare_params
+return prepare_params(plpy, workload_id, params)
+$$;
+
+-- Before a config is added or changed: the state machine, and for users (not the scheduler,
+-- a superuser or a cerebro verb) the whitelist of columns they may set. SECURITY INVOKER so
+-- that it sees who issued the statement (cerebro._trusted()).
+create or replace function cerebro._config_before() returns trigger
+language plpgsql set search_path = pg_catalog, pg_temp as $$
+declare
+    actor text := cerebro.actor();
+    wl record;
+    limit_epochs int;
+    bad text;
+begin
+    select * into wl from cerebro.workloads w where w.workload_id = new.workload_id;
+    if not found then
+        raise exception 'cerebro: workload % does not exist', new.workload_id
+              using errcode = '22023';
+    end if;
+    if not cerebro._trusted() and not cerebro._sees_workload(new.workload_id, true) then
+        raise exception 'cerebro: workload % is shared with you read-only', wl.name
+              using errcode = '42501';
+    end if;
+    perform cerebro._check_limit('max_epochs', new.max_epochs, 'max_epochs');
+    perform cerebro._check_limit('max_priority', abs(new.priority), 'priority');
+    if tg_op = 'INSERT' then
+        if not cerebro._trusted() then
+            bad := cerebro._changed_columns(
+                '{"status": "active", "epoch": 0, "partitions_done": [], "seed": 0,
+                  "parent_config": null, "source": "human", "error": null, "lost_units": 0,
+                  "clone_epoch": null}'::jsonb,
+                to_jsonb(new) - 'config_id' - 'created_at' - 'updated_at',
+                array['workload_id', 'params', 'max_epochs', 'priority']);
+            if bad is not null then
+                raise exception 'cerebro: a new config may set only workload_id, params, '
+                      'max_epochs and priority, not %', bad using errcode = '42501',
+                      hint = 'continue from trained weights with cerebro.clone(config_id, '
+                             'overrides)';
+            end if;
+            if (select count(*) from cerebro.configs c
+                 where c.workload_id = new.workload_id) >= cerebro._limit('max_configs') then
+                perform cerebro._check_limit('max_configs',
+                    (select count(*) + 1 from cerebro.configs c
+                      where c.workload_id = new.workload_id), 'configs in the workload');
+            end if;
+        end if;
+        if wl.status = 'cancelled' then
+            raise exception 'cerebro: workload % is cancelled; it takes no new configs', wl.name
+                  using errcode = '22023';
+        end if;
+        if new.status <> 'active' then
+            raise exception 'cerebro: a new config starts as active, not %', new.status
+                  using errcode = '22023';
+        end if;
+        if (new.epoch <> 0 or new.partitions_done <> '{}') and new.source <> 'clone' then
+            raise exception 'cerebro: a new config starts at epoch 0 (use cerebro.clone to '
+                  'continue from trained weights)' using errcode = '22023';
+        end if;
+        new.params := cerebro._prepare_params(new.workload_id, new.params);
+        -- a clone of a config that already used up its epochs waits, completed, until
+        -- someone raises its max_epochs (train longer)
+        if new.source = 'clone' and new.epoch >= coalesce(new.max_epochs, wl.max_epochs) then
+            new.status := 'completed';
+        end if;
+        if new.seed = 0 then
+            new.seed := wl.seed * 1000 + (select count(*) from cerebro.configs c
+                                           where c.workload_id = new.workload_id);
+        end if;
+        new.created_at := now();
+        new.updated_at := now();
+        return new;
+    end if;
+
+    -- UPDATE
+    if not cerebro._trusted() then
+        bad := cerebro._changed_columns(to_jsonb(old), to_jsonb(new),
+                                        array['status', 'max_epochs', 'priority', 'updated_at']);
+        if bad is not null and bad <> 'params' then
+            raise exception 'cerebro: you may change a config''s status, max_epochs and '
+                  'priority, not %', bad using errcode = '42501';
+        end if;
+    end if;
+    if actor <> 'system' then
+        if new.params is distinct from old.params then
+            raise exception 'cerebro: config % params cannot change once added', old.config_id
+                  using errcode = '22023',
+                        hint = 'clone it with new values: SELECT cerebro.clone(config_id, ''{"learning_rate": 0.001}'')';
+        end if;
+        if new.epoch <> old.epoch or new.partitions_done <> old.partitions_done
+           or new.workload_id <> old.workload_id or new.lost_units <> old.lost_units then
+            raise exception 'cerebro: epoch, partitions_done, workload_id and lost_units are '
+                  'maintained by the scheduler' using errcode = '22023';
+        end if;
+    end if;
+    limit_epochs := coalesce(new.max_epochs, wl.max_epochs);
+    -- train longer: raising max_epochs re-activates a completed config
+    if old.status = 'completed' and new.status = 'completed'
+       and new.max_epochs is distinct from old.max_epochs and new.epoch < limit_epochs then
+        new.status := 'active';
+    end if;
+    if new.status is distinct from old.status then
+        if not ((old.status = 'active' and new.status = 'stopped')
+                or (old.status in ('stopped', 'failed') and new.status = 'active')
+                or (old.status = 'completed' and new.status = 'active' and new.epoch < limit_epochs)
+                or (old.status = 'stopped' and new.status = 'completed' and actor = 'system')
+                or (actor = 'system' and old.status = 'active'
+                    and new.status in ('completed', 'failed'))) then
+            raise exception 'cerebro: config % cannot go from % to %', old.config_id,
+                  old.status, new.status using errcode = '22023',
+                  hint = 'allowed: active -> stopped; stopped or failed -> active; completed -> '
+                         'active after raising max_epochs above its epochs (or just raise '
+                         'max_epochs); completed and failed are set by the scheduler';
+        end if;
+        if new.status = 'active' then
+            new.error := null;
+            new.lost_units := 0;
+        end if;
+    end if;
+    new.updated_at := now();
+    return new;
+end
+$$;
+
+-- After a config is added or changed: the audit trail (SECURITY DEFINER: users cannot write
+-- cerebro.events themselves).
+create or replace function cerebro._config_after() returns trigger
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
+declare
+    actor text := cerebro.actor();
+begin
+    if tg_op = 'INSERT' then
+        insert into cerebro.events (actor, workload_id, config_id, action, detail)
+        values (case when new.source = 'automl' and actor like 'human:%'
+                     then 'automl:' || (select search from cerebro.workloads
+                                         where workload_id = new.workload_id)
+                     else actor end,
+                new.workload_id, new.config_id,
+                case when new.source = 'clone' then 'clone' else 'add' end,
+                jsonb_build_object('params', new.params, 'parent_config', new.parent_config,
+                                   'epoch', new.epoch));
+        return null;
+    end if;
+    if new.status is distinct from old.status then
+        insert into cerebro.events (actor, workload_id, config_id, action, detail)
+        values (actor, new.workload_id, new.config_id,
+                case new.status when 'stopped' then 'stop' when 'completed' then 'completed'
+                                when 'failed' then 'failed' else 'resume' end,
+                jsonb_build_object('from', old.status, 'to', new.status, 'epoch', new.epoch,
+                                   'partitions_done', new.partitions_done)
+                || case when new.error is not null then jsonb_build_object('error', new.error)
+                        else '{}'::jsonb end);
+    end if;
+    if new.max_epochs is distinct from old.max_epochs then
+        insert into cerebro.events (actor, workload_id, config_id, action, detail)
+        values (actor, new.workload_id, new.config_id, 'max_epochs',
+                jsonb_build_object('from', old.max_epochs, 'to', new.max_epochs));
+    end if;
+    if new.priority is distinct from old.priority then
+        insert into cerebro.events (actor, workload_id, config_id, action, detail)
+        values (actor, new.workload_id, new.config_id, 'priority',
+                jsonb_build_object('from', old.priority, 'to', new.priority));
+    end if;
+    return null;
+end
+$$;
+
+drop trigger if exists steer_before on cerebro.configs;
+create trigger steer_before before insert or update on cerebro.configs
+    for each row execute function cerebro._config_before();
+drop trigger if exists steer_after on cerebro.configs;
+create trigger steer_after after insert or update on cerebro.configs
+    for each row execute function cerebro._config_after();
+
+-- Before a workload changes: its state machine; users may change only status and priority.
+create or replace function cerebro._workload_before() returns trigger
+language plpgsql set search_path = pg_catalog, pg_temp as $$
+declare
+    bad text;
+begin
+    if not cerebro._trusted() then
+        bad := cerebro._changed_columns(to_jsonb(old), to_jsonb(new),
+                                        array['status', 'priority']);
+        if bad is not null then
+            raise exception 'cerebro: you may change a workload''s status and priority, not %',
+                  bad using errcode = '42501',
+                  hint = 'launch a new workload, or cerebro.drill_down, for other settings';
+        end if;
+    end if;
+    perform cerebro._check_limit('max_priority', abs(new.priority), 'priority');
+    if new.status is distinct from old.status then
+        if not ((old.status = 'active' and new.status in ('paused', 'cancelled'))
+                or (old.status = 'paused' and new.status in ('active', 'cancelled'))) then
+            raise exception 'cerebro: workload % cannot go from % to %', old.name, old.status,
+                  new.status using errcode = '22023',
+                  hint = 'allowed: active -> paused or cancelled; paused -> active or '
+                         'cancelled; cancelled is final';
+        end if;
+    end if;
+    return new;
+end
+$$;
+
+-- After a workload changes: the audit trail; cancelling stops its active configs.
+create or replace function cerebro._workload_after() returns trigger
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
+begin
+    if new.status is distinct from old.status then
+        insert into cerebro.events (actor, workload_id, action, detail)
+        values (cerebro.actor(), new.workload_id,
+                case new.status when 'paused' then 'pause' when 'cancelled' then 'cancel'
+                                else 'resume' end,
+                jsonb_build_object('from', old.status, 'to', new.status));
+        if new.status = 'cancelled' then
+            update cerebro.configs set status = 'stopped'
+             where workload_id = new.workload_id and status = 'active';
+        end if;
+    end if;
+    if new.priority is distinct from old.priority then
+        insert into cerebro.events (actor, workload_id, action, detail)
+        values (cerebro.actor(), new.workload_id, 'priority',
+                jsonb_build_object('from', old.priority, 'to', new.priority));
+    end if;
+    return null;
+end
+$$;
+
+drop trigger if exists steer_before on cerebro.workloads;
+create trigger steer_before before update on cerebro.workloads
+    for each row execute function cerebro._workload_before();
+drop trigger if exists steer_after on cerebro.workloads;
+create trigger steer_after after update on cerebro.workloads
+    for each row execute function cerebro._workload_after();
+
+-- Stop a config. With immediate => true the sub-epoch in flight is cancelled too; the state
+-- of its last finished sub-epoch is kept, and resume continues from there. SECURITY DEFINER
+-- (cancelling the scheduler's backend needs it); only who may steer the config may call it.
+create or replace function cerebro.stop(config_id int, immediate boolean default false)
+returns boolean language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
+declare
+    n int;
+begin
+    if not cerebro._sees_config(stop.config_id, true) then
+        raise exception 'cerebro: config % does not exist', config_id using errcode = '22023';
+    end if;
+    update cerebro.configs c set status = 'stopped'
+     where c.config_id = stop.config_id and c.status = 'active';
+    get diagnostics n = row_count;
+    if immediate then
+        perform pg_catalog.pg_cancel_backend(u.backend_pid) from cerebro.units u
+         where u.config_id = stop.config_id and u.ended_at is null and u.backend_pid is not null;
+    end if;
+    return n > 0;
+end
+$$;
+
+-- Resume a stopped or failed config (same as UPDATE ... SET status = 'active').
+create or replace function cerebro.resume(config_id int) returns boolean
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
+begin
+    if not cerebro._sees_config(resume.config_id, true) then
+        raise exception 'cerebro: config % does not exist', config_id using errcode = '22023';
+    end if;
+    update cerebro.configs c set status = 'active'
+     where c.config_id = resume.config_id and c.status <> 'active';
+    return found;
+end
+$$;
+
+-- Clone a config with its trained weights and optimizer state (latest checkpoint), applying
+-- `overrides` (a new learning_rate is applied to the restored optimizer; a new batch_size
+-- takes effect at once). Overrides that change the architecture need fresh => true. The
+-- clone keeps the parent's epoch count; give max_epochs to let it train further than the
+-- workload's limit (a clone with no epochs left waits as completed).
+create or replace function cerebro.clone(config_id int, overrides jsonb default '{}'::jsonb,
+                                         fresh boolean default false,
+                                         workload_id int default null,
+                                         max_epochs int default null)
+returns int language plpython3u security definer set search_path = pg_catalog, pg_temp as $$
+from cerebro_udfs.sql_api import clone
+return clone(plpy, config_id, overrides, fresh, workload_id, max_epochs)
+$$;
+
+-- A child workload searching `space`, every other parameter pinned to the parent's best
+-- config (or `config_id`), with any search procedure and its `options`. Shares the workers
+-- with its parent.
+create or replace function cerebro.drill_down(parent_workload int, space jsonb,
+                                              search text default 'grid',
+                                              num_configs int default null,
+                                              config_id int default null,
+                                              max_epochs int default null,
+                                              name text default null,
+                                              seed bigint default null,
+                                              options jsonb default '{}'::jsonb)
+returns int language plpython3u security definer set search_path = pg_catalog, pg_temp as $$
+from cerebro_udfs.sql_api import drill_down
+return drill_down(plpy, parent_workload, space, search, num_configs, config_id, max_epochs,
+                  name, seed, options)
+$$;
+
+-- A config's lineage (itself, then its parents) and every event about each of them.
+create or replace function cerebro.history(config_id int)
+returns table (at timestamptz, config_id int, generation int, actor text, action text,
+               detail jsonb)
+language sql stable set search_path = pg_catalog, pg_temp as $$
+    with recursive lineage(config_id, generation) as (
+        select c.config_id, 0 from cerebro.configs c where c.config_id = history.config_id
+        union all
+        select c.parent_config, l.generation + 1
+          from lineage l join cerebro.configs c on c.config_id = l.config_id
+         where c.parent_config is not null and l.generation < 100
+    )
+    select e.at, e.config_id, l.generation, e.actor, e.action, e.detail
+      from lineage l join cerebro.events e on e.config_id = l.config_id
+     order by e.at, e.event_id
+$$;
+
+-- ==== idempotent/060-petastorm.sql ====
+-- Petastorm and Parquet import: a dataset directory (or file) the server can read becomes a
+-- table ready for cerebro.load_dataset.
+
+-- Import the Petastorm dataset (Unischema in _common_metadata; scalar, ndarray, compressed
+-- ndarray and image codecs) or plain Parquet at `url` (file:///path or /path) into table
+-- `table_name` (default: `name`, in schema public), in the caller's transaction. ndarrays
+-- become numeric arrays that keep their shape; images become smallint[] H x W x C pixels
+-- (`images => 'array'`) or their PNG/JPEG bytes (`images => 'bytes'`, for load_dataset's
+-- image_size). Reads `batch_rows` rows at a time (default: what fits in ~64 MB decoded, at
+-- most 1024); `if_exists`: 'error', 'append' or 'replace'. Returns the rows imported. The
+-- Unischema pickle is read with an allow-list: nothing else is ever unpickled.
+-- `cerebro import-petastorm` does the same from the client side (files local to the client).
+create or replace function cerebro.import_petastorm(
+    name text,
+    url text,
+    table_name text default null,
+    batch_rows int default null,
+    images text default 'array',
+    if_exists text default 'error'
+) returns bigint language plpython3u set search_path = pg_catalog, pg_temp as $$
+from cerebro_udfs.sql_api import import_petastorm
+return import_petastorm(plpy, name, url, table_name, batch_rows, images, if_exists)
+$$;
+
+-- It reads server files as the server's OS user: cerebro_user may call it, and it then
+-- checks pg_read_server_files membership (superusers pass), as COPY FROM a file does.
+revoke all on function cerebro.import_petastorm(text, text, text, int, text, text) from public;
+grant execute on function cerebro.import_petastorm(text, text, text, int, text, text)
+    to cerebro_user;
+
+-- ==== idempotent/070-winner.sql ====
+-- Using the winner: evaluate, predict with and export a trained config. Each starts from the
+-- config's latest checkpoint (or `epoch`), the model the leaderboard ranked.
+
+-- Loss and metrics of config `config_id` on every row of `dataset` (a dataset loaded with
+-- like_dataset => the training dataset), as jsonb {loss, <metrics>, rows, epoch, ...}.
+create or replace function cerebro.evaluate(config_id int, dataset text, epoch int default null)
+returns jsonb language plpython3u security definer set search_path = pg_catalog, pg_temp as $$
+from cerebro_udfs.sql_api import evaluate
+return evaluate(plpy, GD, config_id, dataset, epoch)
+$$;
+
+-- Score every row of `source` (raw rows, encoded like the training data) into the new table
+-- `output`: the `key` column (default: the source's primary key), then the predicted class
+-- (named like the label), its probability and all class probabilities, or the predicted value
+-- for regression. Returns the number of rows written. Runs in batches of `batch_rows`, as you:
+-- `source` is read and `output` created with your privileges (an unqualified `output` goes
+-- into schema public).
+create or replace function cerebro.predict(config_id int, source regclass, output text,
+                                           key text default null, epoch int default null,
+                                           batch_rows int default null)
+returns bigint language plpython3u set search_path = pg_catalog, pg_temp as $$
+from cerebro_udfs.sql_api import predict
+return predict(plpy, config_id, source, output, key, epoch, batch_rows)
+$$;
+
+-- The trained model as the bytes of a .keras file (architecture, weights and optimizer
+-- state) that keras.models.load_model reads; `cerebro export-model` writes it to a file.
+create or replace function cerebro.export_model(config_id int, epoch int default null)
+returns bytea language plpython3u set search_path = pg_catalog, pg_temp as $$
+from cerebro_udfs.sql_api import export_model
+return export_model(plpy, config_id, epoch)
+$$;
+
+-- ==== idempotent/080-security.sql ====
+-- Security: who may see and steer which rows. The README's "Security model" describes it.
+--
+-- * Owners are the session user that created a dataset or workload (set by triggers here,
+--   never by the writer). Admins (cerebro_admin, superusers) and the scheduler see all;
+--   cerebro_reader sees every workload through the views; a workload may be shared with a
+--   role for reading or steering (cerebro.share).
+-- * Users change catalog rows only through whitelisted columns (configs: status, max_epochs,
+--   priority; workloads: status, priority) or the verbs, which are SECURITY DEFINER and check
+--   ownership themselves. The steering triggers are SECURITY INVOKER so that they see who
+--   issued the statement: a verb (running as the extension owner), the scheduler, or a user.
+
+-- Owners come from the session, whatever the statement said.
+create or replace function cerebro._set_owner() returns trigger
+language plpgsql set search_path = pg_catalog, pg_temp as $$
+begin
+    if tg_op = 'UPDATE' then
+        if new.owner is distinct from old.owner then
+            raise exception 'cerebro: the owner of a % row cannot change', tg_table_name
+                  using errcode = '42501';
+        end if;
+        return new;
+    end if;
+    new.owner := session_user;
+    return new;
+end
+$$;
+drop trigger if exists set_owner on cerebro.datasets;
+create trigger set_owner before insert or update on cerebro.datasets
+    for each row execute function cerebro._set_owner();
+drop trigger if exists set_owner on cerebro.workloads;
+create trigger set_owner before insert or update on cerebro.workloads
+    for each row execute function cerebro._set_owner();
+
+-- Row-level security: users see their own rows, shared workloads and (admins) everything.
+-- The scheduler's role bypasses it; superusers and the tables' owner are not subject to it.
+alter table cerebro.datasets enable row level security;
+alter table cerebro.buffers enable row level security;
+alter table cerebro.workloads enable row level security;
+alter table cerebro.configs enable row level security;
+alter table cerebro.metrics enable row level security;
+alter table cerebro.checkpoints enable row level security;
+alter table cerebro.states enable row level security;
+alter table cerebro.state_chunks enable row level security;
+alter table cerebro.units enable row level security;
+alter table cerebro.events enable row level security;
+alter table cerebro.shares enable row level security;
+
+drop policy if exists visible on cerebro.datasets;
+create policy visible on cerebro.datasets for select using (cerebro._sees_dataset(owner));
+drop policy if exists create_own on cerebro.datasets;
+create policy create_own on cerebro.datasets for insert with check (owner = session_user);
+drop policy if exists drop_own on cerebro.datasets;
+create policy drop_own on cerebro.datasets for delete using (cerebro._sees_dataset(owner));
+
+drop policy if exists own_dataset on cerebro.buffers;
+create policy own_dataset on cerebro.buffers using (cerebro._owns_dataset(dataset_id))
+    with check (cerebro._owns_dataset(dataset_id));
+
+drop policy if exists visible on cerebro.workloads;
+create policy visible on cerebro.workloads for select using (cerebro._sees_workload(workload_id));
+drop policy if exists steer on cerebro.workloads;
+create policy steer on cerebro.workloads for update
+    using (cerebro._sees_workload(workload_id, true));
+
+drop policy if exists visible on cerebro.configs;
+create policy visible on cerebro.configs for select using (cerebro._sees_workload(workload_id));
+drop policy if exists steer on cerebro.configs;
+create policy steer on cerebro.configs for update
+    using (cerebro._sees_workload(workload_id, true));
+drop policy if exists add on cerebro.configs;
+create policy add on cerebro.configs for insert
+    with check (cerebro._sees_workload(workload_id, true));
+
+drop policy if exists visible on cerebro.metrics;
+create policy visible on cerebro.metrics for select using (cerebro._sees_config(config_id));
+drop policy if exists visible on cerebro.checkpoints;
+create policy visible on cerebro.checkpoints for select using (cerebro._sees_config(config_id));
+drop policy if exists visible on cerebro.units;
+create policy visible on cerebro.units for select using (cerebro._sees_config(config_id));
+drop policy if exists visible on cerebro.events;
+create policy visible on cerebro.events for select
+    using (cerebro._is_admin() or cerebro._sees_workload(workload_id));
+drop policy if exists admin on cerebro.states;
+create policy admin on cerebro.states for select using (cerebro._is_admin());
+-- the bytes of a chunked checkpoint you may see (predict and export read them as you)
+drop policy if exists visible on cerebro.state_chunks;
+create policy visible on cerebro.state_chunks for select using (
+    cerebro._is_admin() or exists (
+        select 1 from cerebro.checkpoints k
+         where cerebro._chunk_blob(k.state) = state_chunks.blob
+           and cerebro._sees_config(k.config_id)));
+drop policy if exists visible on cerebro.shares;
+create policy visible on cerebro.shares for select using (cerebro._sees_workload(workload_id));
+
+-- Share a workload with a role: 'read' (it, its configs, metrics and events), 'steer' (also
+-- stop, resume, add and clone configs, reprioritise), or 'none' to stop sharing. Only the
+-- workload's owner or an admin may.
+create or replace function cerebro.share(workload text, role name, level text default 'read')
+returns boolean language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
+declare
+    w record;
+begin
+    select * into w from cerebro.workloads x where x.name = share.workload;
+    if not found or not (w.owner = session_user or cerebro._is_admin()) then
+        raise exception 'cerebro: workload % does not exist or is not yours to share',
+              pg_catalog.quote_literal(workload) using errcode = '42501';
+    end if;
+    if not exists (select 1 from pg_catalog.pg_roles r where r.rolname = share.role) then
+        raise exception 'cerebro: role % does not exist', pg_catalog.quote_ident(role)
+              using errcode = '22023';
+    end if;
+    if level not in ('read', 'steer', 'none') then
+        raise exception 'cerebro: share level % is not known', pg_catalog.quote_literal(level)
+              using errcode = '22023', hint = 'use ''read'', ''steer'' or ''none''';
+    end if;
+    delete from cerebro.shares s where s.workload_id = w.workload_id and s.grantee = share.role;
+    if level <> 'none' then
+        insert into cerebro.shares (workload_id, grantee, level)
+        values (w.workload_id, share.role, level);
+    end if;
+    insert into cerebro.events (actor, workload_id, action, detail)
+    values (cerebro.actor(), w.workload_id, 'share',
+            pg_catalog.jsonb_build_object('role', share.role, 'level', level));
+    return true;
+end
+$$;
+
+-- ==== idempotent/090-grants.sql ====
+-- Privileges (the README's "Security model" has the table). Nothing is granted to PUBLIC;
+-- each role gets exactly what it needs, and row-level security (080-security.sql) decides
+-- which rows. Re-run by every upgrade, so it starts from nothing each time.
+revoke all on all functions in schema cerebro from public;
+revoke all on all tables in schema cerebro from public, cerebro_user, cerebro_admin,
+    cerebro_reader, cerebro_scheduler;
+revoke all on all sequences in schema cerebro from public, cerebro_user, cerebro_admin,
+    cerebro_scheduler;
+revoke all on all functions in schema cerebro from cerebro_user, cerebro_admin, cerebro_reader,
+    cerebro_scheduler;
+revoke all on schema cerebro from public;
+grant usage on schema cerebro to cerebro_user, cerebro_reader, cerebro_scheduler;
+
+-- cerebro_reader: the views, for BI tools and dashboards (every workload, no data, no states)
+grant select on cerebro.leaderboard, cerebro.progress, cerebro.learning_curves
+    to cerebro_reader;
+grant execute on function cerebro._sees_workload(int, boolean), cerebro._sees_dataset(name),
+    cerebro.objective_value(cerebro.metrics, text) to cerebro_reader;
+
+-- cerebro_user: own datasets, workloads and configs; everything else through the verbs
+grant select on cerebro.models, cerebro.limits, cerebro.datasets, cerebro.buffers,
+    cerebro.workloads, cerebro.configs, cerebro.metrics, cerebro.checkpoints,
+    cerebro.state_chunks, cerebro.units, cerebro.events, cerebro.shares, cerebro.schedulers,
+    cerebro.leaderboard, cerebro.progress, cerebro.learning_curves, cerebro.dataset_partitions
+    to cerebro_user;
+grant insert, delete on cerebro.datasets to cerebro_user;         -- load, drop (with buffers)
+grant insert on cerebro.buffers to cerebro_user;                  -- load
+-- add and steer configs; the steering trigger refuses every column but the whitelisted ones
+grant insert, update on cerebro.configs to cerebro_user;
+grant update on cerebro.workloads to cerebro_user;        -- steer (status, priority only)
+grant usage on sequence cerebro.datasets_dataset_id_seq, cerebro.configs_config_id_seq
+    to cerebro_user;
+grant execute on function
+    cerebro.load_dataset(text, regclass, text[], text, int, int, bigint, text, text, text,
+                         int[], int, int, text[], int, boolean),
+    cerebro.drop_dataset(text),
+    cerebro.import_petastorm(text, text, text, int, text, text),
+    cerebro.launch(text, text, text, text, text, jsonb, int, int, text, bigint, jsonb, int,
+                   jsonb),
+    cerebro.drill_down(int, jsonb, text, int, int, int, text, bigint, jsonb),
+    cerebro.clone(int, jsonb, boolean, int, int),
+    cerebro.stop(int, boolean),
+    cerebro.resume(int),
+    cerebro.history(int),
+    cerebro.share(text, name, text),
+    cerebro.drop_workload(text),
+    cerebro.evaluate(int, text, int),
+    cerebro.predict(int, regclass, text, text, int, int),
+    cerebro.export_model(int, int),
+    cerebro.actor(),
+    cerebro.objective_value(cerebro.metrics, text),
+    -- what row-level security and the steering triggers run as the user (read-only checks)
+    cerebro._is_admin(), cerebro._is_scheduler(), cerebro._trusted(),
+    cerebro._sees_workload(int, boolean), cerebro._sees_config(int, boolean),
+    cerebro._sees_dataset(name), cerebro._owns_dataset(int),
+    cerebro._chunk_blob(bytea), cerebro._chunk_info(bytea),
+    cerebro._changed_columns(jsonb, jsonb, text[]), cerebro._limit(text),
+    cerebro._check_limit(text, double precision, text),
+    cerebro._prepare_params(int, jsonb)
+    to cerebro_user;
+
+-- cerebro_admin: everything a user may do, on every user's rows (row-level security lets
+-- admins see all), plus custom models, the caps and the in-database building blocks.
+grant cerebro_user to cerebro_admin;
+grant select on all tables in schema cerebro to cerebro_admin;
+grant update on cerebro.limits to cerebro_admin;
+grant execute on function
+    cerebro.register_model(text, text, text, jsonb, text, text, double precision),
+    cerebro.model_spec(text),
+    cerebro.subepoch_config(text, text, jsonb, bigint, int, int, int),
+    cerebro.run_subepoch(text, text, int, jsonb, bytea, bigint, int),
+    cerebro.run_evaluation(text, text, bytea, jsonb, int),
+    cerebro.train_subepoch(bytea, jsonb, jsonb, int, bytea, bytea, int),
+    cerebro.evaluate_partition(bytea, jsonb, jsonb, int, bytea, bytea, int),
+    cerebro._stash_state(bytea), cerebro._stash_chunk(bytea, int, bytea, int),
+    cerebro.state_info(bytea),
+    cerebro.cache_info(),
+    cerebro.automl_step(int)
+    to cerebro_admin;
+
+-- cerebro_scheduler: the daemon. It reads and writes the bookkeeping of every user's work
+-- (bypassing row-level security), runs the aggregates, and appends to the audit trail; it
+-- cannot register code, change caps or rewrite events.
+grant select on all tables in schema cerebro to cerebro_scheduler;
+grant insert, update, delete on cerebro.configs, cerebro.metrics, cerebro.checkpoints,
+    cerebro.states, cerebro.state_chunks, cerebro.units, cerebro.schedulers
+    to cerebro_scheduler;
+grant update on cerebro.workloads to cerebro_scheduler;
+grant insert on cerebro.events to cerebro_scheduler;
+grant usage on all sequences in schema cerebro to cerebro_scheduler;
+grant execute on function
+    cerebro.model_spec(text),
+    cerebro.subepoch_config(text, text, jsonb, bigint, int, int, int),
+    cerebro.train_subepoch(bytea, jsonb, jsonb, int, bytea, bytea, int),
+    cerebro.evaluate_partition(bytea, jsonb, jsonb, int, bytea, bytea, int),
+    cerebro._stash_state(bytea), cerebro._stash_chunk(bytea, int, bytea, int),
+    cerebro._unstash_chunks(bytea), cerebro._chunk_blob(bytea), cerebro._chunk_info(bytea),
+    cerebro._drop_unreferenced_chunks(bytea),
+    cerebro.automl_step(int), cerebro._on_epoch(int, int),
+    cerebro.stop(int, boolean), cerebro.actor(), cerebro.objective_value(cerebro.metrics, text),
+    cerebro._is_admin(), cerebro._is_scheduler(), cerebro._trusted(),
+    cerebro._sees_workload(int, boolean), cerebro._sees_config(int, boolean),
+    cerebro._sees_dataset(name), cerebro._owns_dataset(int),
+    cerebro._changed_columns(jsonb, jsonb, text[]), cerebro._limit(text),
+    cerebro._check_limit(text, double precision, text),
+    cerebro._prepare_params(int, jsonb), cerebro.state_info(bytea)
+    to cerebro_scheduler;
