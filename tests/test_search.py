@@ -102,6 +102,14 @@ def test_grid_refuses_continuous_primitives(name, prim, args):
     assert "random" in e.value.hint and "choice" in e.value.hint
 
 
+def test_grid_size_is_known_before_the_grid_is_made():
+    huge = search.parse_space({f"p{i}": {"choice": list(range(10))} for i in range(12)}, {})
+    assert search.grid_size(huge) == 10**12  # counted, not enumerated
+    assert search.grid_size(search.parse_space({}, SCHEMA, {"dropout": 0.1})) == 1
+    with pytest.raises(CerebroError, match="grid search takes only choice"):
+        search.grid_size(search.parse_space({"dropout": {"uniform": [0.1, 0.2]}}, SCHEMA))
+
+
 def test_grid_limit():
     big = search.parse_space({f"p{i}": {"choice": list(range(10))} for i in range(5)}, {})
     with pytest.raises(CerebroError, match="100000 configs, more than 10000"):

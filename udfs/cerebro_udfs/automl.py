@@ -74,16 +74,42 @@ def check_options(
             hint=f"options of {procedure}: {', '.join(sorted(known)) or 'none'}",
         )
     out = {**known, **options}
+    _check_option_values(out, max_epochs)
+    return out
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _check_option_values(out: dict[str, Any], max_epochs: int) -> None:
+    """Each option's type and range, named with what is accepted."""
     for k in ("parallelism", "n_startup_jobs", "min_epochs", "eta", "interval"):
-        if k in out and (not isinstance(out[k], int) or out[k] < 1):
+        if k in out and (not isinstance(out[k], int) or isinstance(out[k], bool) or out[k] < 1):
             raise CerebroError(f"option {k} must be a positive integer, got {out[k]!r}")
     if "eta" in out and out["eta"] < 2:
-        raise CerebroError(f"option eta must be at least 2, got {out['eta']}")
+        raise CerebroError(
+            f"option eta must be at least 2, got {out['eta']}",
+            hint="eta is the halving rate: 3 keeps the top third at each rung",
+        )
     if "min_epochs" in out and out["min_epochs"] > max_epochs:
         raise CerebroError(f"min_epochs ({out['min_epochs']}) exceeds max_epochs ({max_epochs})")
-    if "quantile" in out and not 0 < out["quantile"] <= 0.5:
-        raise CerebroError(f"option quantile must be in (0, 0.5], got {out['quantile']}")
-    return out
+    q = out.get("quantile", 0.25)
+    if not _is_number(q) or not 0 < q <= 0.5:
+        raise CerebroError(f"option quantile must be a number in (0, 0.5], got {q!r}")
+    p = out.get("resample_probability", 0.0)
+    if not _is_number(p) or not 0 <= p <= 1:
+        raise CerebroError(f"option resample_probability must be a number in [0, 1], got {p!r}")
+    factors = out.get("perturb", [1.0])
+    if (
+        not isinstance(factors, list)
+        or not factors
+        or not all(_is_number(f) and f > 0 for f in factors)
+    ):
+        raise CerebroError(
+            f"option perturb must be a non-empty list of positive numbers, got {factors!r}",
+            hint="perturb => [0.8, 1.2] scales a cloned config's numbers by 0.8 or 1.2",
+        )
 
 
 # -- hyperopt TPE -------------------------------------------------------------------------------

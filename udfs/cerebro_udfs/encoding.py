@@ -45,9 +45,10 @@ def image_encoding(
             f"feature {column!r} holds image bytes; say what size to decode to",
             hint="image_size => ARRAY[height, width], e.g. ARRAY[64, 64]",
         )
-    if len(image_size) != 2 or any(v is None or not 8 <= int(v) <= 4096 for v in image_size):
+    # the largest side is a cap in cerebro.limits (max_image_side), checked by packing
+    if len(image_size) != 2 or any(v is None or int(v) < 8 for v in image_size):
         raise CerebroError(
-            f"image_size must be [height, width] between 8 and 4096, got {list(image_size)}"
+            f"image_size must be [height, width], each at least 8, got {list(image_size)}"
         )
     channels = 3 if channels is None else int(channels)
     if channels not in (1, 3):
@@ -95,14 +96,14 @@ def decode_images(
 def text_encoding(
     max_length: int | None, vocabulary_size: int | None, lowercase: bool | None, column: str
 ) -> dict[str, Any]:
+    # the upper bounds are caps in cerebro.limits (max_text_length, max_vocabulary_size),
+    # checked by packing
     max_length = DEFAULT_MAX_LENGTH if max_length is None else int(max_length)
-    if not 4 <= max_length <= 4096:
-        raise CerebroError(f"max_length must be between 4 and 4096 tokens, got {max_length}")
+    if max_length < 4:
+        raise CerebroError(f"max_length must be at least 4 tokens, got {max_length}")
     vocabulary_size = DEFAULT_VOCABULARY_SIZE if vocabulary_size is None else int(vocabulary_size)
-    if not 100 <= vocabulary_size <= 1_000_000:
-        raise CerebroError(
-            f"vocabulary_size must be between 100 and 1000000, got {vocabulary_size}"
-        )
+    if vocabulary_size < 100:
+        raise CerebroError(f"vocabulary_size must be at least 100, got {vocabulary_size}")
     return {
         "kind": "text",
         "max_length": max_length,

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import automl, names, search, store
+from . import automl, limits, models, names, search, store
 from .errors import CerebroError
 
 SEARCHES = ("grid", "random", *automl.PROCEDURES)
@@ -144,27 +144,70 @@ def _check_search(r: Request, has_valid: bool) -> str:
     return direction
 
 
-def _options(r: Request, n_partitions: int) -> dict[str, Any]:
+def _options(r: Request, n_partitions: int, caps: dict[str, float]) -> dict[str, Any]:
     if not isinstance(r.options, dict):
         raise CerebroError("options must be a JSON object")
     if r.search in ("grid", "random") and r.options:
         raise CerebroError(f"search {r.search!r} takes no options")
-    return automl.check_options(r.search, r.options, r.max_epochs, n_partitions)
+    out = automl.check_options(r.search, r.options, r.max_epochs, n_partitions)
+    if "parallelism" in out:
+        if "parallelism" in r.options:
+            limits.check_value(caps, "max_parallelism", out["parallelism"], "options.parallelism")
+        else:  # the default, one per partition, stays within the cap
+            out["parallelism"] = min(out["parallelism"], int(caps["max_parallelism"]))
+    return out
 
 
-def _points(r: Request, space: search.Space) -> list[dict[str, Any]]:
+def _check_limits(r: Request, caps: dict[str, float]) -> None:
+    """The sizes given as arguments (the grid's size is checked in :func:`_points`)."""
+    limits.check_value(caps, "max_epochs", r.max_epochs, "max_epochs")
+    if isinstance(r.priority, int):
+        what = "priority" if r.priority >= 0 else f"priority {r.priority}: its absolute value"
+        limits.check_value(caps, "max_priority", abs(r.priority), what)
+    if r.search != "grid" and isinstance(r.num_configs, int):
+        limits.check_value(caps, "max_configs", r.num_configs, "num_configs")
+
+
+def _points(r: Request, space: search.Space, caps: dict[str, float]) -> list[dict[str, Any]]:
     """The configs to insert now (hyperopt suggests its own, step by step)."""
     if r.search == "grid":
-        points = search.grid(space)
-        if r.num_configs is not None and r.num_configs != len(points):
+        size = search.grid_size(space)
+        limits.check_value(caps, "max_configs", size, "the grid over this space: num_configs")
+        if r.num_configs is not None and r.num_configs != size:
             raise CerebroError(
-                f"the grid over this space has {len(points)} configs, not {r.num_configs}",
+                f"the grid over this space has {size} configs, not {r.num_configs}",
                 hint="omit num_configs for grid search, or use search => 'random'",
             )
-        return points
+        return search.grid(space)
     if r.num_configs is None or r.num_configs < 1:
         raise CerebroError(f"{r.search} search needs num_configs => N (N >= 1)")
     return [] if r.search == "hyperopt" else search.sample(space, r.num_configs, r.seed)
+
+
+def _check_configs(
+    plpy: Any,
+    r: Request,
+    m: store.Model,
+    tr: store.Dataset,
+    space: search.Space,
+    points: list[dict[str, Any]],
+) -> None:
+    """Weights paths (fixed, or choices of the space) and the sizes of every config; for
+    hyperopt, whose configs come later, of about the largest the space can suggest."""
+    base = {**search.defaults(m.param_schema), **r.params}
+    prim, args = space.entries.get("weights", ("choice", []))
+    given = [base.get("weights"), space.fixed.get("weights")]
+    for path in [*given, *(args if prim == "choice" else [])]:
+        limits.check_weights(plpy, {"weights": path})
+    meta = models.dataset_meta(tr.row())
+    if r.search == "hyperopt":
+        name = limits.model_name(m.spec())
+        largest = limits.largest_config(name, space.entries, {**base, **space.fixed}, meta)
+        limits.check_sizes(
+            limits.caps(plpy), name, largest, meta, f"the largest {m.name} config of this space"
+        )
+    else:
+        limits.check_configs(plpy, m.spec(), [{**base, **p} for p in points], meta)
 
 
 def create(plpy: Any, r: Request) -> int:
@@ -175,9 +218,12 @@ def create(plpy: Any, r: Request) -> int:
     direction = _check_search(r, va is not None)
     if not isinstance(r.space, dict) or not isinstance(r.params, dict):
         raise CerebroError("space and params must be JSON objects")
+    caps = limits.caps(plpy)
+    _check_limits(r, caps)
     space = search.parse_space(r.space, m.param_schema, r.params)
-    options = _options(r, tr.num_partitions)
-    points = _points(r, space)
+    options = _options(r, tr.num_partitions, caps)
+    points = _points(r, space, caps)
+    _check_configs(plpy, r, m, tr, space, points)
     num_configs = r.num_configs if r.search == "hyperopt" else len(points)
     wid = store.create_workload(
         plpy,

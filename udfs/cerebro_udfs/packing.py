@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from . import encoding, expressions, names, store
+from . import encoding, expressions, limits, names, store
 from .catalog import Column, Relation, resolve_relation
 from .errors import CerebroError
 
@@ -112,11 +112,12 @@ def load_dataset(
             f"normalization 'standard' does not apply to {enc['kind']} features",
             hint="images are scaled to [0, 1]; token ids are not normalised",
         )
+    caps = _check_limits(plpy, num_partitions, enc, like, vocabulary, buffer_rows)
     feats = _features(plpy, rel, features, enc)
     col = rel.columns[label]
     task = _task(col, label, task, like, like_dataset)
     packed = _pack(plpy, rel, feats, label, task, like, like_dataset, normalization, vocabulary)
-    num_partitions, buffer_rows = _layout(packed.x, num_partitions, buffer_rows)
+    num_partitions, buffer_rows = _layout(packed.x, num_partitions, buffer_rows, caps)
     n = packed.x.shape[0]
     parts = np.array_split(np.random.default_rng(seed).permutation(n), num_partitions)
     dataset_id = store.insert_dataset(
@@ -276,20 +277,74 @@ def _label_sql(plpy: Any, label: str, task: str) -> str:
     return plpy.quote_ident(label) + ("::float8" if task == "regression" else "::text")
 
 
-def _layout(x: np.ndarray, num_partitions: int | None, buffer_rows: int | None) -> tuple[int, int]:
-    """Partitions (default: one per CPU) and rows per buffer (default: ~16 MB buffers)."""
+def _row_bytes(x_row_bytes: int) -> int:
+    """Bytes of one packed row: its features and its 4-byte label."""
+    return max(1, x_row_bytes + 4)
+
+
+def _check_limits(
+    plpy: Any,
+    num_partitions: int | None,
+    enc: dict[str, Any],
+    like: dict[str, Any] | None,
+    vocabulary: list[str] | None,
+    buffer_rows: int | None,
+) -> dict[str, float]:
+    """Partitions, image sides, text length, vocabulary and (when the row size is known from
+    the encoding alone) buffer bytes against ``cerebro.limits``, before the source is read.
+    Returns the caps (the layout is checked again once the rows are decoded)."""
+    caps = limits.caps(plpy)
+    limits.check_value(caps, "max_partitions", num_partitions, "num_partitions")
+    if not like and enc["kind"] == "image":
+        limits.check_value(caps, "max_image_side", max(enc["size"]), "image_size side")
+    if not like and enc["kind"] == "text":
+        limits.check_value(caps, "max_text_length", enc["max_length"], "max_length")
+        limits.check_value(caps, "max_vocabulary_size", enc["vocabulary_size"], "vocabulary_size")
+        if vocabulary is not None:
+            limits.check_value(
+                caps, "max_vocabulary_size", len(vocabulary), "the vocabulary's length"
+            )
+    if enc["kind"] == "image":
+        h, w = enc["size"]
+        row = _row_bytes(4 * h * w * enc["channels"])
+    elif enc["kind"] == "text":
+        row = _row_bytes(4 * enc["max_length"])
+    else:
+        return caps  # numeric: the row size is known once the rows are decoded (_layout)
+    if buffer_rows is not None and buffer_rows >= 1:
+        _check_buffer_bytes(caps, buffer_rows, row)
+    return caps
+
+
+def _check_buffer_bytes(caps: dict[str, float], buffer_rows: int, row_bytes: int) -> None:
+    limits.check_value(
+        caps,
+        "max_buffer_bytes",
+        buffer_rows * row_bytes,
+        f"a buffer of {buffer_rows} rows x {row_bytes} bytes =",
+        instead="give a smaller buffer_rows",
+    )
+
+
+def _layout(
+    x: np.ndarray, num_partitions: int | None, buffer_rows: int | None, caps: dict[str, float]
+) -> tuple[int, int]:
+    """Partitions (default: one per CPU, within the cap) and rows per buffer (default:
+    ~16 MB buffers, or the cap's size if smaller); both within ``cerebro.limits``."""
     n = x.shape[0]
     if num_partitions is None:
-        num_partitions = os.cpu_count() or 1
-    if not 1 <= num_partitions <= 1024:
-        raise CerebroError(f"num_partitions must be between 1 and 1024, got {num_partitions}")
+        num_partitions = min(os.cpu_count() or 1, int(caps["max_partitions"]))
+    if num_partitions < 1:
+        raise CerebroError(f"num_partitions must be at least 1, got {num_partitions}")
     if num_partitions > n:
         raise CerebroError(f"num_partitions ({num_partitions}) exceeds the number of rows ({n})")
-    row_bytes = max(1, x[0].nbytes + 4)
+    row_bytes = _row_bytes(x[0].nbytes)
     if buffer_rows is None:
-        buffer_rows = int(max(1, min(100_000, TARGET_BUFFER_BYTES // row_bytes)))
+        target = min(TARGET_BUFFER_BYTES, int(caps["max_buffer_bytes"]))
+        buffer_rows = int(max(1, min(100_000, target // row_bytes)))
     if buffer_rows < 1:
         raise CerebroError(f"buffer_rows must be positive, got {buffer_rows}")
+    _check_buffer_bytes(caps, buffer_rows, row_bytes)
     return num_partitions, buffer_rows
 
 

@@ -357,13 +357,9 @@ def parse_space(
 
 
 # -- grid -----------------------------------------------------------------------------------
-def grid(space: Space) -> list[dict[str, Any]]:
-    """The cartesian product of the ``choice`` lists, fixed values in every config.
-
-    Order: parameters by name, the last one varying fastest; choices in the order given.
-    """
-    names = list(space.entries)
-    for name in names:
+def grid_size(space: Space) -> int:
+    """How many configs :func:`grid` makes (checked before it makes them)."""
+    for name in space.entries:
         prim = space.entries[name][0]
         if prim != "choice":
             raise CerebroError(
@@ -371,7 +367,16 @@ def grid(space: Space) -> list[dict[str, Any]]:
                 hint=f"use search => 'random' (with num_configs) to sample {name!r}, or give "
                 f'it a list: {{"choice": [...]}}',
             )
-    size = math.prod(len(space.entries[n][1]) for n in names)
+    return math.prod(len(args) for _, args in space.entries.values())
+
+
+def grid(space: Space) -> list[dict[str, Any]]:
+    """The cartesian product of the ``choice`` lists, fixed values in every config.
+
+    Order: parameters by name, the last one varying fastest; choices in the order given.
+    """
+    names = list(space.entries)
+    size = grid_size(space)
     if size > MAX_GRID:
         raise CerebroError(
             f"the grid has {size} configs, more than {MAX_GRID}",

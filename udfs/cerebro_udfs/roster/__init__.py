@@ -23,3 +23,20 @@ PARAMS: dict[str, dict[str, Any]] = {
     "bert_base": transformer.BERT_PARAMS,
     "distilbert": transformer.DISTILBERT_PARAMS,
 }
+# Sizes of a config, before anything is built (launch checks them against cerebro.limits):
+# the estimated parameter count for a dataset (feature_shape, task, num_classes,
+# vocabulary_size as models.dataset_meta gives them) and the units of each layer.
+ESTIMATES: dict[str, Callable[[dict[str, Any], dict[str, Any]], int]] = {
+    "mlp": mlp.estimate_params,
+    "resnet50": resnet.estimate_params,
+    "mobilenet": mobilenet.estimate_params,
+    "bert_base": transformer.estimate_bert,
+    "distilbert": transformer.estimate_distilbert,
+}
+WIDTHS: dict[str, Callable[[dict[str, Any]], list[int]]] = {
+    "mlp": mlp.widths,
+    "resnet50": resnet.widths,
+    "mobilenet": mobilenet.widths,
+    "bert_base": transformer.widths,
+    "distilbert": transformer.widths,
+}

@@ -86,3 +86,18 @@ def image_shape(ds: dict[str, Any], model: str) -> tuple[int, int, int]:
             f"(feature shape [h, w, c]); the dataset has {list(shape)}"
         )
     return shape
+
+
+def outputs(ds: dict[str, Any]) -> int:
+    """Units of the head: the number of classes, or 1 for regression (see :func:`head`)."""
+    if ds.get("task") != "classification":
+        return 1
+    n = ds.get("num_classes")
+    if n is None:
+        n = len(ds.get("classes") or []) or 1
+    return int(n)
+
+
+def dense_params(n_in: int, n_out: int) -> int:
+    """Weights and biases of one Dense layer."""
+    return n_in * n_out + n_out

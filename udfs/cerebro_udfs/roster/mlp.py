@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from . import heads
@@ -38,3 +39,17 @@ def build(config: dict[str, Any]) -> Any:
     else:
         layers.append(keras.layers.Dense(1))
     return heads.finish(keras.Sequential(layers, name="mlp"), config, ds, default_lr=1e-3)
+
+
+def widths(params: dict[str, Any]) -> list[int]:
+    """Units of every hidden layer."""
+    return [int(u) for u in params.get("hidden", PARAMS["hidden"]["default"])]
+
+
+def estimate_params(params: dict[str, Any], ds: dict[str, Any]) -> int:
+    """Exact: weights and biases of the hidden layers and the head."""
+    n_in, total = math.prod(int(d) for d in ds["feature_shape"]), 0
+    for units in widths(params):
+        total += heads.dense_params(n_in, units)
+        n_in = units
+    return total + heads.dense_params(n_in, heads.outputs(ds))

@@ -43,3 +43,28 @@ def build(config: dict[str, Any]) -> Any:
         x = keras.layers.Dropout(float(config["dropout"]))(x)
     model = keras.Model(base.input, heads.head(x, ds), name="mobilenet")
     return heads.finish(model, config, ds, default_lr=1e-3)
+
+
+# keras.applications.MobileNetV2(include_top=False, pooling="avg") on 224x224x3, by alpha;
+# the input's size and channels change these by less than 0.1%.
+_BASE_PARAMS = {
+    0.35: 410_208,
+    0.5: 706_224,
+    0.75: 1_382_064,
+    1.0: 2_257_984,
+    1.3: 3_766_048,
+    1.4: 4_363_712,
+}
+
+
+def widths(params: dict[str, Any]) -> list[int]:
+    """Channels of the last convolution: 1280, or 1280 x alpha (to a multiple of 8) above 1."""
+    alpha = float(params.get("alpha", 1.0))
+    return [1280 if alpha <= 1.0 else int(1280 * alpha + 4) // 8 * 8]
+
+
+def estimate_params(params: dict[str, Any], ds: dict[str, Any]) -> int:
+    """The base network (exact for the schema's alphas, else scaled by alpha^2) and the head."""
+    alpha = float(params.get("alpha", 1.0))
+    base = _BASE_PARAMS.get(alpha) or round(_BASE_PARAMS[1.0] * alpha**2)
+    return base + heads.dense_params(widths(params)[0], heads.outputs(ds))

@@ -76,3 +76,32 @@ def build(config: dict[str, Any]) -> Any:
     model = keras.Model(inputs, heads.head(x, ds), name="resnet50")
     heads.set_bn_momentum(model, config.get("bn_momentum", 0.99))
     return heads.finish(model, config, ds, default_lr=1e-3)
+
+
+def _conv_bn(n_in: int, n_out: int, kernel: int) -> int:
+    """A Conv2D with bias and its BatchNormalization (gamma, beta and the moving mean and
+    variance, which ``count_params`` counts too)."""
+    return kernel * kernel * n_in * n_out + n_out + 4 * n_out
+
+
+def widths(params: dict[str, Any]) -> list[int]:
+    """Channels of each stage's widest convolution (4 x width x 2^stage)."""
+    width = int(params.get("width", 64))
+    return [4 * width * 2**s for s in range(len(params.get("blocks", [3, 4, 6, 3])))]
+
+
+def estimate_params(params: dict[str, Any], ds: dict[str, Any]) -> int:
+    """Exact for :func:`build`: the stem, every bottleneck block and the head."""
+    shape = list(ds["feature_shape"])
+    width = int(params.get("width", 64))
+    channels = int(shape[-1]) if len(shape) == 3 else 3
+    total = _conv_bn(channels, width, 7)
+    n_in = width
+    for s, n in enumerate(int(b) for b in params.get("blocks", [3, 4, 6, 3])):
+        f = width * 2**s
+        for b in range(n):
+            if b == 0:
+                total += _conv_bn(n_in, 4 * f, 1)
+            total += _conv_bn(n_in, f, 1) + _conv_bn(f, f, 3) + _conv_bn(f, 4 * f, 1)
+            n_in = 4 * f
+    return total + heads.dense_params(n_in, heads.outputs(ds))

@@ -121,3 +121,30 @@ def build_distilbert(config: dict[str, Any]) -> Any:
     h = layers.Dropout(float(config.get("dropout", 0.1)))(h)
     model = keras.Model(inputs, heads.head(h, ds), name="distilbert")
     return heads.finish(model, config, ds, default_lr=1e-4)
+
+
+def widths(params: dict[str, Any]) -> list[int]:
+    """The hidden and the feed-forward (intermediate) sizes."""
+    return [int(params.get("hidden_dim") or 768), int(params.get("intermediate_dim") or 3072)]
+
+
+def _estimate(params: dict[str, Any], ds: dict[str, Any], token_types: bool) -> int:
+    """Exact for :func:`_encoder` plus the pooler (or pre-classifier) and the head."""
+    hidden, inter = widths(params)
+    layers = int(params.get("num_layers") or 12)
+    positions = int(params.get("max_positions") or 512)
+    vocab = int(params.get("vocabulary_size") or ds.get("vocabulary_size") or DEFAULT_VOCABULARY)
+    embeddings = (vocab + positions + (2 if token_types else 0)) * hidden + 2 * hidden
+    attention = 4 * heads.dense_params(hidden, hidden)
+    feed_forward = heads.dense_params(hidden, inter) + heads.dense_params(inter, hidden)
+    per_layer = attention + feed_forward + 2 * 2 * hidden  # and two layer norms
+    top = heads.dense_params(hidden, hidden) + heads.dense_params(hidden, heads.outputs(ds))
+    return embeddings + layers * per_layer + top
+
+
+def estimate_bert(params: dict[str, Any], ds: dict[str, Any]) -> int:
+    return _estimate(_with_defaults(params, BERT_PARAMS), ds, token_types=True)
+
+
+def estimate_distilbert(params: dict[str, Any], ds: dict[str, Any]) -> int:
+    return _estimate(_with_defaults(params, DISTILBERT_PARAMS), ds, token_types=False)
