@@ -71,6 +71,13 @@ def fetch_all(dsn: str, query: str, args: Sequence[Any] | None = None) -> list[t
         return c.execute(query, args).fetchall()
 
 
+# (only when needed: concurrent ALTER ROLEs of one role fail with "tuple concurrently updated")
+ALLOW_SCHEDULER_LOGIN = (
+    "do $$ begin if not (select rolcanlogin from pg_roles where rolname = 'cerebro_scheduler') "
+    "then alter role cerebro_scheduler login; end if; end $$"
+)
+
+
 def fresh_database(server_dsn: str, name: str) -> str:
     """(Re)create database ``name`` with the extension; returns its DSN."""
     name += DB_SUFFIX
@@ -82,7 +89,7 @@ def fresh_database(server_dsn: str, name: str) -> str:
     dsn = psycopg.conninfo.make_conninfo(server_dsn, dbname=name)
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute("create extension cerebro cascade")
-        c.execute("alter role cerebro_scheduler login")
+        c.execute(ALLOW_SCHEDULER_LOGIN)
     return dsn
 
 

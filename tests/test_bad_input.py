@@ -41,14 +41,12 @@ def dirty(dsn):
         # a lone text column is tokenized; next to numeric features it is refused
         ("'bad6', 'public.dirty', array['a', 'txt'], 'lbl'", "feature 'txt' has type text"),
         ("'bad7', 'public.empty_src', array['a'], 'lbl'", "has no rows"),
-        ("'bad8', 'public.no_such_table', array['a'], 'lbl'", "does not exist"),
         ("'bad9', 'public.dirty', array['a'], 'lbl_null'", "label 'lbl_null' is NULL"),
         ("'bad10', 'public.dirty', array['pg_sleep(1)'], 'lbl'", "not allowed"),
         ("'bad11', 'public.dirty', array['a'], 'lbl', num_partitions => 0", "num_partitions"),
         ("'bad12', 'public.dirty', array['a'], 'lbl', num_partitions => 101", "exceeds"),
         ("'bad13', 'public.dirty', array['ragged'], 'lbl'", "different"),
         ("'x; drop table y', 'public.dirty', array['a'], 'lbl'", "is not valid"),
-        ("'bad14', 'public.dirty; drop table public.dirty', array['a'], 'lbl'", "not"),
         ("'bad15', 'public.dirty', array['a'], 'txt', task => 'regression'", "must be numeric"),
         ("'bad16', 'public.dirty', array['a'], 'lbl', like_dataset => 'nope'", "does not exist"),
     ],
@@ -59,6 +57,26 @@ def test_load_dataset_errors(conn, dirty, args, message):
         conn.execute(f"select cerebro.load_dataset({args})")
     assert message in e.value.diag.message_primary
     assert e.value.diag.message_primary.startswith("cerebro: ")
+    assert _counts(conn) == before
+    assert conn.execute("select count(*) from public.dirty").fetchone()[0] == 100
+
+
+@pytest.mark.parametrize(
+    "source,message",
+    [
+        ("public.no_such_table", 'relation "public.no_such_table" does not exist'),
+        ("public.dirty; drop table public.dirty", "invalid name syntax"),
+        ('public."dirty', "invalid name syntax"),
+    ],
+)
+def test_load_dataset_source_must_name_a_relation(conn, dirty, source, message):
+    """``source`` is a regclass: PostgreSQL resolves it (with the caller's search_path) when
+    the call is parsed, and refuses anything that is not a relation's name before cerebro
+    runs at all."""
+    before = _counts(conn)
+    with pytest.raises(psycopg.Error) as e:
+        conn.execute("select cerebro.load_dataset('bad', %s, array['a'], 'lbl')", [source])
+    assert e.value.diag.message_primary == message
     assert _counts(conn) == before
     assert conn.execute("select count(*) from public.dirty").fetchone()[0] == 100
 

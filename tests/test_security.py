@@ -458,6 +458,59 @@ HOSTILE: list[tuple[str, str, str | int]] = [
         "cerebro: priority 2000000 is over the limit max_priority = 1000000",
     ),
     ("alice", "update cerebro.datasets set owner = 'bob'", "permission denied for table datasets"),
+    # -- server files and SQL through features
+    (
+        "alice",
+        "select cerebro.launch('a2', 'mlp', 'alice_train', objective => 'train_loss', "
+        """space => '{"learning_rate": {"choice": [0.1]}}', """
+        """params => '{"weights": "/etc/hostname"}')""",
+        "cerebro: weights paths are files on the server: using one needs the "
+        "pg_read_server_files role",
+    ),
+    (
+        "alice",
+        "select cerebro.launch('a2', 'mlp', 'alice_train', objective => 'train_loss', "
+        """space => '{"learning_rate": {"choice": [0.1]}}', """
+        """params => '{"weights": "/no/such/file.keras"}')""",
+        "cerebro: weights paths are files on the server: using one needs the "
+        "pg_read_server_files role",
+    ),
+    (
+        "alice",
+        "insert into cerebro.configs (workload_id, params) values "
+        """({a1}, '{"weights": "/etc/passwd"}')""",
+        "cerebro: weights paths are files on the server: using one needs the "
+        "pg_read_server_files role",
+    ),
+    (
+        "alice",
+        """select cerebro.clone({a1_0}, '{"weights": "/etc/passwd"}', fresh => true)""",
+        "cerebro: weights paths are files on the server: using one needs the "
+        "pg_read_server_files role",
+    ),
+    (
+        "alice",
+        "select cerebro.load_dataset('a3', 'alice.t', "
+        "array['a -- */ + (select count(*) from pg_authid) /*'], 'y')",
+        "cerebro: feature 'a -- */ + (select count(*) from pg_authid) /*' contains '--'",
+    ),
+    (
+        "alice",
+        "select cerebro.load_dataset('a3', 'alice.t', array['(select count(*) from pg_authid)'],"
+        " 'y')",
+        "cerebro: feature '(select count(*) from pg_authid)' uses",
+    ),
+    (
+        "alice",
+        "select cerebro.launch('a2', 'mlp', 'alice_train', objective => 'train_loss', "
+        """space => '{"hidden": {"choice": [[100000]]}}')""",
+        "cerebro: ",
+    ),
+    (
+        "alice",
+        "select cerebro.load_dataset('a3', 'alice.t', array['a'], 'y', num_partitions => 5000)",
+        "cerebro: num_partitions 5000 is over the limit max_partitions = 256",
+    ),
     # -- the reader: the views and nothing else
     ("bi", "select count(*) from cerebro.configs", "permission denied for table configs"),
     ("bi", "select count(*) from cerebro.buffers", "permission denied for table buffers"),
@@ -701,3 +754,29 @@ def test_owners_drop_their_own_work_last(world):
         [ids["a1_wid"]],
     ) == [(0,)]
     assert run(dsn, "carol", "select count(*) from cerebro.workloads") == [(1,)]
+
+
+def test_a_forged_dataset_row_cannot_splice_sql(world):
+    """alice may write her own dataset rows (load_dataset runs as her), but features read back
+    from the catalog are validated again before they become SQL."""
+    dsn, _ = world
+    with psycopg.connect(as_role(dsn, "alice"), autocommit=True) as c:
+        c.execute(
+            "insert into cerebro.datasets (name, source, features, label, task, classes, "
+            "feature_shape, normalization, statistics, num_rows, num_partitions, buffer_rows, "
+            "rows_per_partition, seed, owner) values ('forged', 'alice.t', "
+            """'["(select count(*) from pg_authid)"]', 'y', 'classification', '[0, 1]', """
+            """'{1}', '{"method": "none"}', '{}', 1, 1, 1, '{1}', 0, 'bob')"""
+        )
+        # the owner is whoever inserted it, not what the statement said
+        assert c.execute(
+            "select owner from cerebro.datasets where name = 'forged'"
+        ).fetchone() == ("alice",)
+        before = snapshot(dsn)
+        with pytest.raises(psycopg.Error) as e:
+            c.execute("select cerebro.load_dataset('a4', 'alice.t', like_dataset => 'forged')")
+        assert str(e.value).startswith(
+            "cerebro: feature '(select count(*) from pg_authid)' uses"
+        ), str(e.value)
+        assert snapshot(dsn) == before
+        assert c.execute("select cerebro.drop_dataset('forged')").fetchone() == (True,)

@@ -169,7 +169,16 @@ def test_immediate_stop_cancels_the_subepoch_in_flight(live):
     before = _q(dsn, "select partitions_done from cerebro.configs where config_id = %s", [cid])[0][
         0
     ]
-    assert _q(dsn, "select cerebro.stop(%s, immediate => true)", [cid])[0][0] is True
+    # a plain user who may steer it (not a superuser: the verb itself cancels the scheduler's
+    # backend)
+    _q(
+        dsn,
+        "do $$ begin if not exists (select 1 from pg_roles where rolname = 'dora') then "
+        "create role dora login in role cerebro_user; end if; end $$",
+    )
+    _q(dsn, "select cerebro.share('slow', 'dora', 'steer')")
+    dora = psycopg.conninfo.make_conninfo(dsn, user="dora")
+    assert _q(dora, "select cerebro.stop(%s, immediate => true)", [cid])[0][0] is True
     outcome = wait_for(
         dsn,
         f"select outcome from cerebro.units where unit_id = {unit}",

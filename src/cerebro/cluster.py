@@ -298,9 +298,13 @@ def allow_scheduler_login(conn: psycopg.Connection) -> None:
     """Let the daemon log in as cerebro_scheduler. The embedded server accepts local socket
     connections only (trust); on other servers an admin also sets a password or a
     certificate for it (README, "Security model")."""
-    conn.execute(
-        psycopg.sql.SQL("alter role {} login").format(psycopg.sql.Identifier(SCHEDULER_ROLE))
-    )
+    row = conn.execute(
+        "select rolcanlogin from pg_roles where rolname = %s", [SCHEDULER_ROLE]
+    ).fetchone()
+    if row is not None and not row[0]:
+        conn.execute(
+            psycopg.sql.SQL("alter role {} login").format(psycopg.sql.Identifier(SCHEDULER_ROLE))
+        )
 
 
 def create_or_update_extension(conn: psycopg.Connection) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from . import chunks, models, search, state, store
+from . import chunks, limits, models, registry, search, state, store
 from .errors import CerebroError
 
 
@@ -48,7 +48,19 @@ def prepare_params(plpy: Any, workload_id: int, params_json: str) -> str:
     if params:
         search.parse_space({}, w.param_schema, params)
     full = {**search.defaults(w.param_schema), **w.fixed_params, **params}
+    if not store.session_is_daemon(plpy):
+        _check_limits(plpy, w, full)
     return json.dumps(full)
+
+
+def _check_limits(plpy: Any, w: store.Workload, params: dict[str, Any]) -> None:
+    """A config a person adds or clones: weights paths need pg_read_server_files, and its
+    layer widths and estimated size stay within cerebro.limits."""
+    train = store.dataset_by_id(plpy, w.train_dataset)
+    if train is None:  # a foreign key keeps it; nothing to size against otherwise
+        return
+    spec = registry.load(plpy, w.model).spec()
+    limits.check_config(plpy, spec, params, models.dataset_meta(train.row()))
 
 
 def clone(

@@ -631,6 +631,19 @@ def current_user(plpy: Any) -> str:
     return str(plpy.execute("select session_user as u")[0]["u"])
 
 
+def session_is_daemon(plpy: Any) -> bool:
+    """Whether this is the scheduler daemon's session (cerebro_scheduler, not a superuser):
+    what it inserts (TPE suggestions, PBT clones) was checked when a person launched it."""
+    row = _row(
+        plpy,
+        "select pg_catalog.pg_has_role(session_user, 'cerebro_scheduler', 'member') and not "
+        "r.rolsuper as ok from pg_catalog.pg_roles r where r.rolname = session_user",
+        [],
+        [],
+    )
+    return bool(row and row["ok"])
+
+
 def may_see_config(plpy: Any, config_id: int, steer: bool = False) -> bool:
     """Whether the session user may see (or, with ``steer``, steer) the config: its
     workload's owner, a role it is shared with, an admin or the scheduler."""
