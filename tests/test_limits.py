@@ -369,10 +369,10 @@ def test_over_limit_launches_write_nothing(ldb, search_name, space, extra, setup
 def test_weights_need_the_role_at_launch(ldb):
     role = "cerebro_lim_user"
     with psycopg.connect(ldb, autocommit=True) as c:
-        if c.execute("select 1 from pg_roles where rolname = %s", [role]).fetchone():
-            c.execute(f"drop owned by {role}")
-            c.execute(f"drop role {role}")
-        c.execute(f"create role {role} in role cerebro_user")
+        # roles are cluster-wide: reuse it (it may own rows in other test databases)
+        if not c.execute("select 1 from pg_roles where rolname = %s", [role]).fetchone():
+            c.execute(f"create role {role}")
+        c.execute(f"grant cerebro_user to {role}")
         c.execute(f"grant select on public.src to {role}")
     space = {"hidden": [8], "weights": {"choice": [None, "/no/such/file.weights.h5"]}}
     diag = _refused(
