@@ -27,6 +27,7 @@ import p6_load
 import p7_optuna
 import p8_roster
 import p9_predict
+import s1_security
 
 
 def _figures(r: dict) -> str:
@@ -66,6 +67,11 @@ def _figures(r: dict) -> str:
             f"client {r['rows'] / statistics.median(r['client_s']):.0f} rows/s; "
             f"max |Δp| {r['max_diff']:.1e}"
         )
+    if r["id"] == "S1":
+        return (
+            "; ".join(f"{k} {a:.1f}/{b:.1f} ms" for k, (a, b) in r["medians_ms"].items())
+            + f" (alice/superuser, {r['configs']} configs x {r['epochs']} epochs)"
+        )
     if r["id"] == "P7":
         return f"cerebro {r['cerebro_seconds']:.1f} s, optuna {r['optuna_seconds']:.1f} s"
     return ""
@@ -87,6 +93,7 @@ def main() -> None:
         ("P7", lambda: p7_optuna.run(server)),
         ("P8", lambda: p8_roster.run(server)),
         ("P9", lambda: p9_predict.run(server)),
+        ("S1", lambda: s1_security.run(server)),
     )
     only = set(sys.argv[1:])
     for name, bench in benches:

@@ -39,6 +39,19 @@ create table cerebro.shares (
     primary key (workload_id, grantee)
 );
 
+-- Initial weights uploaded as bytes (cerebro.upload_weights), so that nobody needs to read
+-- server files: the file lives under the data directory, at `path`, written by cerebro.
+create table cerebro.weights (
+    weights_id serial primary key,
+    name       text not null check (name ~ '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$'),
+    owner      name not null default session_user,
+    path       text not null unique,
+    sha256     text not null,
+    bytes      bigint not null check (bytes > 0),
+    created_at timestamptz not null default now(),
+    unique (owner, name)
+);
+
 -- Caps on what a user may ask for. Admins raise one with
 --   UPDATE cerebro.limits SET value = ... WHERE name = 'max_configs';
 -- (a table, not a setting: any session can SET a setting, only cerebro_admin updates this).
@@ -58,7 +71,8 @@ insert into cerebro.limits (name, value, description) values
 ('max_layer_width', 65536, 'units of one layer (hidden sizes, hidden_dim, width)'),
 ('max_model_params', 500000000, 'estimated parameters of one roster model config'),
 ('max_epochs', 100000, 'max_epochs of a workload or config'),
-('max_priority', 1000000, 'absolute value of a workload or config priority');
+('max_priority', 1000000, 'absolute value of a workload or config priority'),
+('max_upload_bytes', 1073741824, 'bytes of one upload_weights file');
 
 -- Argument types changed: source is a regclass, resolved with the caller's search_path when
 -- the call is parsed (the functions themselves run with search_path pinned). Drop the old
@@ -251,6 +265,23 @@ create or replace function cerebro.model_spec(model text) returns jsonb
 language plpython3u stable set search_path = pg_catalog, pg_temp as $$
 from cerebro_udfs.sql_api import model_spec
 return model_spec(plpy, model)
+$$;
+
+-- Upload initial weights (the bytes of a .keras or .weights.h5 file, e.g. from
+-- cerebro.export_model or keras' model.save) under `name`; returns the server path to give as
+-- a config's "weights" parameter. Only you (and admins) may use your uploads; nobody needs
+-- to read server files. Uploading a name again replaces it.
+create or replace function cerebro.upload_weights(name text, data bytea) returns text
+language plpython3u security definer set search_path = pg_catalog, pg_temp as $$
+from cerebro_udfs.sql_api import upload_weights
+return upload_weights(plpy, name, data)
+$$;
+
+-- Remove an upload of yours (its file too).
+create or replace function cerebro.drop_weights(name text) returns boolean
+language plpython3u security definer set search_path = pg_catalog, pg_temp as $$
+from cerebro_udfs.sql_api import drop_weights
+return drop_weights(plpy, name)
 $$;
 
 -- ==== idempotent/030-training.sql ====
@@ -1012,6 +1043,7 @@ alter table cerebro.state_chunks enable row level security;
 alter table cerebro.units enable row level security;
 alter table cerebro.events enable row level security;
 alter table cerebro.shares enable row level security;
+alter table cerebro.weights enable row level security;
 
 drop policy if exists visible on cerebro.datasets;
 create policy visible on cerebro.datasets for select using (cerebro._sees_dataset(owner));
@@ -1057,6 +1089,9 @@ create policy visible on cerebro.state_chunks for select using (
         select 1 from cerebro.checkpoints k
          where cerebro._chunk_blob(k.state) = state_chunks.blob
            and cerebro._sees_config(k.config_id)));
+drop policy if exists own on cerebro.weights;
+create policy own on cerebro.weights for select
+    using (owner = session_user or cerebro._is_admin() or cerebro._is_scheduler());
 drop policy if exists visible on cerebro.shares;
 create policy visible on cerebro.shares for select using (cerebro._sees_workload(workload_id));
 
@@ -1117,6 +1152,7 @@ grant execute on function cerebro._sees_workload(int, boolean), cerebro._sees_da
 grant select on cerebro.models, cerebro.limits, cerebro.datasets, cerebro.buffers,
     cerebro.workloads, cerebro.configs, cerebro.metrics, cerebro.checkpoints,
     cerebro.state_chunks, cerebro.units, cerebro.events, cerebro.shares, cerebro.schedulers,
+    cerebro.weights,
     cerebro.leaderboard, cerebro.progress, cerebro.learning_curves, cerebro.dataset_partitions
     to cerebro_user;
 grant insert, delete on cerebro.datasets to cerebro_user;         -- load, drop (with buffers)
@@ -1143,6 +1179,7 @@ grant execute on function
     cerebro.evaluate(int, text, int),
     cerebro.predict(int, regclass, text, text, int, int),
     cerebro.export_model(int, int),
+    cerebro.upload_weights(text, bytea), cerebro.drop_weights(text),
     cerebro.actor(),
     cerebro.objective_value(cerebro.metrics, text),
     -- what row-level security and the steering triggers run as the user (read-only checks)

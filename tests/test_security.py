@@ -28,7 +28,7 @@ ROLES = {
 }
 TABLES = [
     *("models", "datasets", "buffers", "workloads", "configs", "metrics", "checkpoints"),
-    *("states", "state_chunks", "units", "events", "shares", "limits"),
+    *("states", "state_chunks", "units", "events", "shares", "limits", "weights"),
 ]
 PWNED = Path("/tmp") / f"cerebro-pwned-{uuid.uuid4().hex}"
 SPEC = json.dumps(
@@ -739,6 +739,47 @@ def test_an_admin_sees_and_steers_everything_and_raises_caps(world):
     run(dsn, "carol", "update cerebro.limits set value = 1000 where name = 'max_configs'")
     with pytest.raises(psycopg.Error, match="params cannot change"):
         run(dsn, "carol", "update cerebro.configs set params = '{}' where config_id = %s", [b0])
+
+
+def test_uploaded_weights_need_no_file_access_and_are_the_uploaders_only(world):
+    dsn, ids = world
+    with psycopg.connect(as_role(dsn, "alice"), autocommit=True) as c:
+        (blob,) = c.execute("select cerebro.export_model(%s)", [ids["a1"][0]]).fetchone()
+        (path,) = c.execute("select cerebro.upload_weights('a1-best', %s)", [blob]).fetchone()
+        assert path.startswith("cerebro_weights/") and path.endswith(".keras")
+        c.execute(
+            "select cerebro.launch('a_up', 'mlp', 'alice_train', objective => 'train_loss', "
+            """space => '{"learning_rate": {"choice": [0.01]}}', max_epochs => 1, """
+            "params => jsonb_build_object('weights', %s::text))",
+            [path],
+        )
+        with pytest.raises(psycopg.Error, match=r"must be the bytes of a \.keras file"):
+            c.execute("select cerebro.upload_weights('junk', '\\x00010203')")
+    run_to_end(dsn)
+    assert run(
+        dsn, "alice", "select status, epochs from cerebro.leaderboard where workload = 'a_up'"
+    ) == [("completed", 1)]
+    before = snapshot(dsn)
+    for statement in (
+        "select cerebro.launch('b_up', 'mlp', 'bob_train', objective => 'train_loss', "
+        """space => '{"learning_rate": {"choice": [0.01]}}', """
+        "params => jsonb_build_object('weights', %s::text))",
+        "insert into cerebro.configs (workload_id, params) select workload_id, "
+        "jsonb_build_object('weights', %s::text) from cerebro.workloads where name = 'b1'",
+    ):
+        with pytest.raises(psycopg.Error) as e:
+            run(dsn, "bob", statement, [path])
+        assert str(e.value).startswith(
+            "cerebro: weights paths are files on the server: using one needs the "
+            "pg_read_server_files role"
+        ), str(e.value)
+    assert run(dsn, "bob", "select count(*) from cerebro.weights") == [(0,)]
+    with pytest.raises(psycopg.Error, match="weights 'a1-best' do not exist"):
+        run(dsn, "bob", "select cerebro.drop_weights('a1-best')")
+    assert snapshot(dsn) == before
+    assert run(dsn, "alice", "select cerebro.drop_workload('a_up')") == [(True,)]
+    assert run(dsn, "alice", "select cerebro.drop_weights('a1-best')") == [(True,)]
+    assert run(dsn, "carol", "select count(*) from cerebro.weights") == [(0,)]
 
 
 def test_owners_drop_their_own_work_last(world):

@@ -171,12 +171,13 @@ def test_immediate_stop_cancels_the_subepoch_in_flight(live):
     ]
     # a plain user who may steer it (not a superuser: the verb itself cancels the scheduler's
     # backend)
-    _q(
-        dsn,
-        "do $$ begin if not exists (select 1 from pg_roles where rolname = 'dora') then "
-        "create role dora login in role cerebro_user; end if; end $$",
-    )
-    _q(dsn, "select cerebro.share('slow', 'dora', 'steer')")
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute(
+            "do $$ begin if not exists (select 1 from pg_roles where rolname = 'dora') then "
+            "create role dora login; end if; end $$"
+        )
+        c.execute("grant cerebro_user to dora")
+        c.execute("select cerebro.share('slow', 'dora', 'steer')")
     dora = psycopg.conninfo.make_conninfo(dsn, user="dora")
     assert _q(dora, "select cerebro.stop(%s, immediate => true)", [cid])[0][0] is True
     outcome = wait_for(

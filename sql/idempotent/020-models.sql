@@ -29,3 +29,20 @@ language plpython3u stable set search_path = pg_catalog, pg_temp as $$
 from cerebro_udfs.sql_api import model_spec
 return model_spec(plpy, model)
 $$;
+
+-- Upload initial weights (the bytes of a .keras or .weights.h5 file, e.g. from
+-- cerebro.export_model or keras' model.save) under `name`; returns the server path to give as
+-- a config's "weights" parameter. Only you (and admins) may use your uploads; nobody needs
+-- to read server files. Uploading a name again replaces it.
+create or replace function cerebro.upload_weights(name text, data bytea) returns text
+language plpython3u security definer set search_path = pg_catalog, pg_temp as $$
+from cerebro_udfs.sql_api import upload_weights
+return upload_weights(plpy, name, data)
+$$;
+
+-- Remove an upload of yours (its file too).
+create or replace function cerebro.drop_weights(name text) returns boolean
+language plpython3u security definer set search_path = pg_catalog, pg_temp as $$
+from cerebro_udfs.sql_api import drop_weights
+return drop_weights(plpy, name)
+$$;

@@ -44,6 +44,7 @@ alter table cerebro.state_chunks enable row level security;
 alter table cerebro.units enable row level security;
 alter table cerebro.events enable row level security;
 alter table cerebro.shares enable row level security;
+alter table cerebro.weights enable row level security;
 
 drop policy if exists visible on cerebro.datasets;
 create policy visible on cerebro.datasets for select using (cerebro._sees_dataset(owner));
@@ -89,6 +90,9 @@ create policy visible on cerebro.state_chunks for select using (
         select 1 from cerebro.checkpoints k
          where cerebro._chunk_blob(k.state) = state_chunks.blob
            and cerebro._sees_config(k.config_id)));
+drop policy if exists own on cerebro.weights;
+create policy own on cerebro.weights for select
+    using (owner = session_user or cerebro._is_admin() or cerebro._is_scheduler());
 drop policy if exists visible on cerebro.shares;
 create policy visible on cerebro.shares for select using (cerebro._sees_workload(workload_id));
 

@@ -21,6 +21,7 @@ grant execute on function cerebro._sees_workload(int, boolean), cerebro._sees_da
 grant select on cerebro.models, cerebro.limits, cerebro.datasets, cerebro.buffers,
     cerebro.workloads, cerebro.configs, cerebro.metrics, cerebro.checkpoints,
     cerebro.state_chunks, cerebro.units, cerebro.events, cerebro.shares, cerebro.schedulers,
+    cerebro.weights,
     cerebro.leaderboard, cerebro.progress, cerebro.learning_curves, cerebro.dataset_partitions
     to cerebro_user;
 grant insert, delete on cerebro.datasets to cerebro_user;         -- load, drop (with buffers)
@@ -47,6 +48,7 @@ grant execute on function
     cerebro.evaluate(int, text, int),
     cerebro.predict(int, regclass, text, text, int, int),
     cerebro.export_model(int, int),
+    cerebro.upload_weights(text, bytea), cerebro.drop_weights(text),
     cerebro.actor(),
     cerebro.objective_value(cerebro.metrics, text),
     -- what row-level security and the steering triggers run as the user (read-only checks)

@@ -34,6 +34,19 @@ create table cerebro.shares (
     primary key (workload_id, grantee)
 );
 
+-- Initial weights uploaded as bytes (cerebro.upload_weights), so that nobody needs to read
+-- server files: the file lives under the data directory, at `path`, written by cerebro.
+create table cerebro.weights (
+    weights_id serial primary key,
+    name       text not null check (name ~ '^[A-Za-z0-9_][A-Za-z0-9_.-]{0,62}$'),
+    owner      name not null default session_user,
+    path       text not null unique,
+    sha256     text not null,
+    bytes      bigint not null check (bytes > 0),
+    created_at timestamptz not null default now(),
+    unique (owner, name)
+);
+
 -- Caps on what a user may ask for. Admins raise one with
 --   UPDATE cerebro.limits SET value = ... WHERE name = 'max_configs';
 -- (a table, not a setting: any session can SET a setting, only cerebro_admin updates this).
@@ -53,7 +66,8 @@ insert into cerebro.limits (name, value, description) values
 ('max_layer_width', 65536, 'units of one layer (hidden sizes, hidden_dim, width)'),
 ('max_model_params', 500000000, 'estimated parameters of one roster model config'),
 ('max_epochs', 100000, 'max_epochs of a workload or config'),
-('max_priority', 1000000, 'absolute value of a workload or config priority');
+('max_priority', 1000000, 'absolute value of a workload or config priority'),
+('max_upload_bytes', 1073741824, 'bytes of one upload_weights file');
 
 -- Argument types changed: source is a regclass, resolved with the caller's search_path when
 -- the call is parsed (the functions themselves run with search_path pinned). Drop the old

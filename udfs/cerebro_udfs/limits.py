@@ -7,9 +7,10 @@ so one careless or hostile call cannot exhaust the server's memory, disk or time
 live in a table (only ``cerebro_admin`` updates it; any session could SET a setting); a
 missing row falls back to the migration's default in :data:`DEFAULTS`.
 
-A config's ``weights`` parameter names a file on the server: only members of
-``pg_read_server_files`` (and superusers) may use one, and that is checked before anything
-looks at the path, so the error never tells whether a file exists.
+A config's ``weights`` parameter names a file on the server: your own uploads
+(``cerebro.upload_weights``) are yours to use; any other path needs ``pg_read_server_files``
+(superusers have it), and that is checked before anything looks at the path, so the error
+never tells whether a file exists.
 
 The comparisons and messages are pure functions (:func:`over_limit`, :func:`check_sizes`);
 :func:`cap`, :func:`check`, :func:`check_weights` and :func:`check_config` read the server.
@@ -22,7 +23,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from . import roster
+from . import roster, store
 from .errors import CerebroError
 
 # Equal to the rows sql/incremental/006-security.sql inserts (a test compares them).
@@ -38,6 +39,7 @@ DEFAULTS: dict[str, float] = {
     "max_model_params": 500000000,
     "max_epochs": 100000,
     "max_priority": 1000000,
+    "max_upload_bytes": 1073741824,
 }
 CAP_SQL = "select value from cerebro.limits where name = $1"
 CAPS_SQL = "select name, value from cerebro.limits"
@@ -193,10 +195,14 @@ def check_weights(plpy: Any, params: dict[str, Any]) -> None:
     is looked at (so the error says nothing about whether it exists)."""
     if not isinstance(params, dict) or params.get("weights") is None:
         return
+    path = params["weights"]
+    if isinstance(path, str) and store.own_upload(plpy, path):
+        return
     if not plpy.execute(READ_FILES_SQL)[0]["ok"]:
         raise CerebroError(
             f"weights paths are files on the server: using one needs the {WEIGHTS_ROLE} role",
-            hint=f"leave weights out, or ask an admin: GRANT {WEIGHTS_ROLE} TO <your role>",
+            hint="upload them: cerebro.upload_weights(name, bytes) returns the path to give, "
+            f"or ask an admin: GRANT {WEIGHTS_ROLE} TO <your role>",
         )
 
 
@@ -208,9 +214,8 @@ def check_configs(
 ) -> None:
     """:func:`check_config` for many configs with one read of the caps and of the role."""
     configs = list(configs)
-    with_weights = next((c for c in configs if c.get("weights") is not None), None)
-    if with_weights is not None:
-        check_weights(plpy, with_weights)
+    for path in {json.dumps(c.get("weights")) for c in configs} - {"null"}:
+        check_weights(plpy, {"weights": json.loads(path)})
     if not configs:
         return
     limits = caps(plpy)

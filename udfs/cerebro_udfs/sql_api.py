@@ -290,3 +290,17 @@ def export_model(plpy: Any, config_id: int, epoch: int | None) -> bytes:
     from . import inference
 
     return inference.export_model(plpy, config_id, epoch)
+
+
+@sql_errors
+def upload_weights(plpy: Any, name: str, data: bytes | None) -> str:
+    from . import uploads
+
+    return uploads.upload_weights(plpy, name, data)
+
+
+@sql_errors
+def drop_weights(plpy: Any, name: str) -> bool:
+    from . import uploads
+
+    return uploads.drop_weights(plpy, name)

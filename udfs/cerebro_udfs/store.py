@@ -795,3 +795,57 @@ def checkpoint_epochs(plpy: Any, config_id: int) -> list[int]:
             [config_id],
         )
     ]
+
+
+# ------------------------------------------------------------------------------ uploads
+
+
+def own_upload(plpy: Any, path: str) -> bool:
+    """Whether ``path`` is a weights file the session user uploaded."""
+    return (
+        _row(
+            plpy,
+            "select 1 from cerebro.weights where path = $1 and owner = session_user",
+            ["text"],
+            [path],
+        )
+        is not None
+    )
+
+
+def save_upload(plpy: Any, name: str, path: str, sha256: str, size: int) -> str | None:
+    """Record the session user's upload ``name`` (replacing an earlier one); returns the path
+    the name had before, if any, so that its file can go unless another upload shares it."""
+    old = _row(
+        plpy,
+        "select path from cerebro.weights where owner = session_user and name = $1",
+        ["text"],
+        [name],
+    )
+    _rows(
+        plpy,
+        "insert into cerebro.weights (name, owner, path, sha256, bytes) "
+        "values ($1, session_user, $2, $3, $4) on conflict (owner, name) do update "
+        "set path = excluded.path, sha256 = excluded.sha256, bytes = excluded.bytes, "
+        "created_at = now() returning 1",
+        ["text", "text", "text", "int8"],
+        [name, path, sha256, size],
+    )
+    return str(old["path"]) if old and old["path"] != path else None
+
+
+def delete_upload(plpy: Any, name: str) -> str | None:
+    """Forget the session user's upload ``name``; its path, or None if there was none."""
+    row = _row(
+        plpy,
+        "delete from cerebro.weights where owner = session_user and name = $1 returning path",
+        ["text"],
+        [name],
+    )
+    return str(row["path"]) if row else None
+
+
+def upload_in_use(plpy: Any, path: str) -> bool:
+    return (
+        _row(plpy, "select 1 from cerebro.weights where path = $1", ["text"], [path]) is not None
+    )
