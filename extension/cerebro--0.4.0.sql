@@ -419,6 +419,32 @@ returns boolean language sql stable security definer set search_path = pg_catalo
                       where c.config_id = _sees_config.config_id), false)
 $$;
 
+-- Every workload the session user may see (or steer): what row-level security and the views
+-- filter with. One scan per statement (the policies say `workload_id in (select ...)`, a
+-- hashed subplan), not one function call per row.
+create or replace function cerebro._visible_workloads(steer boolean default false)
+returns setof int language sql stable security definer
+set search_path = pg_catalog, pg_temp as $$
+    select w.workload_id from cerebro.workloads w
+     where (select cerebro._is_admin() or cerebro._is_scheduler()
+                   or (not steer
+                       and pg_catalog.pg_has_role(session_user, 'cerebro_reader', 'member')))
+        or w.owner = session_user
+        or exists (select 1 from cerebro.shares s join pg_catalog.pg_roles r
+                          on r.rolname = s.grantee
+                    where s.workload_id = w.workload_id
+                      and (s.level = 'steer' or not steer)
+                      and pg_catalog.pg_has_role(session_user, r.oid, 'member'))
+$$;
+
+-- Every config of those workloads.
+create or replace function cerebro._visible_configs(steer boolean default false)
+returns setof int language sql stable security definer
+set search_path = pg_catalog, pg_temp as $$
+    select c.config_id from cerebro.configs c
+     where c.workload_id in (select cerebro._visible_workloads(steer))
+$$;
+
 -- Whether the session user may use a dataset (its owner, an admin or the scheduler).
 create or replace function cerebro._sees_dataset(owner name) returns boolean
 language sql stable security definer set search_path = pg_catalog, pg_temp as $$
@@ -800,7 +826,7 @@ with scored as (
            (select cerebro.objective_value(m, w.objective) from cerebro.metrics m
              where m.config_id = c.config_id order by m.epoch desc limit 1) as last_objective
       from cerebro.configs c join cerebro.workloads w using (workload_id)
-     where cerebro._sees_workload(w.workload_id)
+     where w.workload_id in (select cerebro._visible_workloads())
 )
 select workload, workload_id, config_id,
        rank() over (partition by workload_id order by
@@ -845,7 +871,7 @@ select w.name as workload, w.workload_id, w.status, w.search, w.objective,
   left join per_config p using (workload_id)
   left join rate r using (workload_id)
   left join unit_cost uc using (workload_id)
- where cerebro._sees_workload(w.workload_id)
+ where w.workload_id in (select cerebro._visible_workloads())
  group by w.workload_id, r.units_per_minute, uc.units_per_epoch;
 
 -- One row per config, epoch and metric (train_loss, valid_loss, train_<m>, valid_<m>).
@@ -867,7 +893,7 @@ select w.name as workload, c.workload_id, s.config_id, m.epoch, v.metric, v.valu
   join cerebro.metrics m on m.config_id = s.from_config and (s.upto is null or m.epoch <= s.upto)
   join cerebro.configs c on c.config_id = s.config_id
   join cerebro.workloads w on w.workload_id = c.workload_id
-                        and cerebro._sees_workload(w.workload_id)
+                        and w.workload_id in (select cerebro._visible_workloads())
   cross join lateral (
       select 'train_loss'::text as metric, m.train_loss as value
       union all select 'valid_loss', m.valid_loss where m.valid_loss is not null
@@ -1343,29 +1369,34 @@ create policy own_dataset on cerebro.buffers using (cerebro._owns_dataset(datase
     with check (cerebro._owns_dataset(dataset_id));
 
 drop policy if exists visible on cerebro.workloads;
-create policy visible on cerebro.workloads for select using (cerebro._sees_workload(workload_id));
+create policy visible on cerebro.workloads for select
+    using (workload_id in (select cerebro._visible_workloads()));
 drop policy if exists steer on cerebro.workloads;
 create policy steer on cerebro.workloads for update
-    using (cerebro._sees_workload(workload_id, true));
+    using (workload_id in (select cerebro._visible_workloads(true)));
 
 drop policy if exists visible on cerebro.configs;
-create policy visible on cerebro.configs for select using (cerebro._sees_workload(workload_id));
+create policy visible on cerebro.configs for select
+    using (workload_id in (select cerebro._visible_workloads()));
 drop policy if exists steer on cerebro.configs;
 create policy steer on cerebro.configs for update
-    using (cerebro._sees_workload(workload_id, true));
+    using (workload_id in (select cerebro._visible_workloads(true)));
 drop policy if exists add on cerebro.configs;
 create policy add on cerebro.configs for insert
     with check (cerebro._sees_workload(workload_id, true));
 
 drop policy if exists visible on cerebro.metrics;
-create policy visible on cerebro.metrics for select using (cerebro._sees_config(config_id));
+create policy visible on cerebro.metrics for select
+    using (config_id in (select cerebro._visible_configs()));
 drop policy if exists visible on cerebro.checkpoints;
-create policy visible on cerebro.checkpoints for select using (cerebro._sees_config(config_id));
+create policy visible on cerebro.checkpoints for select
+    using (config_id in (select cerebro._visible_configs()));
 drop policy if exists visible on cerebro.units;
-create policy visible on cerebro.units for select using (cerebro._sees_config(config_id));
+create policy visible on cerebro.units for select
+    using (config_id in (select cerebro._visible_configs()));
 drop policy if exists visible on cerebro.events;
 create policy visible on cerebro.events for select
-    using (cerebro._is_admin() or cerebro._sees_workload(workload_id));
+    using ((select cerebro._is_admin()) or workload_id in (select cerebro._visible_workloads()));
 drop policy if exists admin on cerebro.states;
 create policy admin on cerebro.states for select using (cerebro._is_admin());
 -- the bytes of a chunked checkpoint you may see (predict and export read them as you)
@@ -1374,12 +1405,13 @@ create policy visible on cerebro.state_chunks for select using (
     cerebro._is_admin() or exists (
         select 1 from cerebro.checkpoints k
          where cerebro._chunk_blob(k.state) = state_chunks.blob
-           and cerebro._sees_config(k.config_id)));
+           and k.config_id in (select cerebro._visible_configs())));
 drop policy if exists own on cerebro.weights;
 create policy own on cerebro.weights for select
     using (owner = session_user or cerebro._is_admin() or cerebro._is_scheduler());
 drop policy if exists visible on cerebro.shares;
-create policy visible on cerebro.shares for select using (cerebro._sees_workload(workload_id));
+create policy visible on cerebro.shares for select
+    using (workload_id in (select cerebro._visible_workloads()));
 
 -- Share a workload with a role: 'read' (it, its configs, metrics and events), 'steer' (also
 -- stop, resume, add and clone configs, reprioritise), or 'none' to stop sharing. Only the
@@ -1432,7 +1464,8 @@ grant usage on schema cerebro to cerebro_user, cerebro_reader, cerebro_scheduler
 grant select on cerebro.leaderboard, cerebro.progress, cerebro.learning_curves
     to cerebro_reader;
 grant execute on function cerebro._sees_workload(int, boolean), cerebro._sees_dataset(name),
-    cerebro.objective_value(cerebro.metrics, text) to cerebro_reader;
+    cerebro._visible_workloads(boolean), cerebro.objective_value(cerebro.metrics, text)
+    to cerebro_reader;
 
 -- cerebro_user: own datasets, workloads and configs; everything else through the verbs
 grant select on cerebro.models, cerebro.limits, cerebro.datasets, cerebro.buffers,
@@ -1472,6 +1505,7 @@ grant execute on function
     cerebro._is_admin(), cerebro._is_scheduler(), cerebro._trusted(),
     cerebro._sees_workload(int, boolean), cerebro._sees_config(int, boolean),
     cerebro._sees_dataset(name), cerebro._owns_dataset(int),
+    cerebro._visible_workloads(boolean), cerebro._visible_configs(boolean),
     cerebro._chunk_blob(bytea), cerebro._chunk_info(bytea),
     cerebro._changed_columns(jsonb, jsonb, text[]), cerebro._limit(text),
     cerebro._check_limit(text, double precision, text),
@@ -1520,6 +1554,7 @@ grant execute on function
     cerebro._is_admin(), cerebro._is_scheduler(), cerebro._trusted(),
     cerebro._sees_workload(int, boolean), cerebro._sees_config(int, boolean),
     cerebro._sees_dataset(name), cerebro._owns_dataset(int),
+    cerebro._visible_workloads(boolean), cerebro._visible_configs(boolean),
     cerebro._changed_columns(jsonb, jsonb, text[]), cerebro._limit(text),
     cerebro._check_limit(text, double precision, text),
     cerebro._prepare_params(int, jsonb), cerebro.state_info(bytea)

@@ -58,6 +58,32 @@ returns boolean language sql stable security definer set search_path = pg_catalo
                       where c.config_id = _sees_config.config_id), false)
 $$;
 
+-- Every workload the session user may see (or steer): what row-level security and the views
+-- filter with. One scan per statement (the policies say `workload_id in (select ...)`, a
+-- hashed subplan), not one function call per row.
+create or replace function cerebro._visible_workloads(steer boolean default false)
+returns setof int language sql stable security definer
+set search_path = pg_catalog, pg_temp as $$
+    select w.workload_id from cerebro.workloads w
+     where (select cerebro._is_admin() or cerebro._is_scheduler()
+                   or (not steer
+                       and pg_catalog.pg_has_role(session_user, 'cerebro_reader', 'member')))
+        or w.owner = session_user
+        or exists (select 1 from cerebro.shares s join pg_catalog.pg_roles r
+                          on r.rolname = s.grantee
+                    where s.workload_id = w.workload_id
+                      and (s.level = 'steer' or not steer)
+                      and pg_catalog.pg_has_role(session_user, r.oid, 'member'))
+$$;
+
+-- Every config of those workloads.
+create or replace function cerebro._visible_configs(steer boolean default false)
+returns setof int language sql stable security definer
+set search_path = pg_catalog, pg_temp as $$
+    select c.config_id from cerebro.configs c
+     where c.workload_id in (select cerebro._visible_workloads(steer))
+$$;
+
 -- Whether the session user may use a dataset (its owner, an admin or the scheduler).
 create or replace function cerebro._sees_dataset(owner name) returns boolean
 language sql stable security definer set search_path = pg_catalog, pg_temp as $$

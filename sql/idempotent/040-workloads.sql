@@ -88,7 +88,7 @@ with scored as (
            (select cerebro.objective_value(m, w.objective) from cerebro.metrics m
              where m.config_id = c.config_id order by m.epoch desc limit 1) as last_objective
       from cerebro.configs c join cerebro.workloads w using (workload_id)
-     where cerebro._sees_workload(w.workload_id)
+     where w.workload_id in (select cerebro._visible_workloads())
 )
 select workload, workload_id, config_id,
        rank() over (partition by workload_id order by
@@ -133,7 +133,7 @@ select w.name as workload, w.workload_id, w.status, w.search, w.objective,
   left join per_config p using (workload_id)
   left join rate r using (workload_id)
   left join unit_cost uc using (workload_id)
- where cerebro._sees_workload(w.workload_id)
+ where w.workload_id in (select cerebro._visible_workloads())
  group by w.workload_id, r.units_per_minute, uc.units_per_epoch;
 
 -- One row per config, epoch and metric (train_loss, valid_loss, train_<m>, valid_<m>).
@@ -155,7 +155,7 @@ select w.name as workload, c.workload_id, s.config_id, m.epoch, v.metric, v.valu
   join cerebro.metrics m on m.config_id = s.from_config and (s.upto is null or m.epoch <= s.upto)
   join cerebro.configs c on c.config_id = s.config_id
   join cerebro.workloads w on w.workload_id = c.workload_id
-                        and cerebro._sees_workload(w.workload_id)
+                        and w.workload_id in (select cerebro._visible_workloads())
   cross join lateral (
       select 'train_loss'::text as metric, m.train_loss as value
       union all select 'valid_loss', m.valid_loss where m.valid_loss is not null

@@ -58,29 +58,34 @@ create policy own_dataset on cerebro.buffers using (cerebro._owns_dataset(datase
     with check (cerebro._owns_dataset(dataset_id));
 
 drop policy if exists visible on cerebro.workloads;
-create policy visible on cerebro.workloads for select using (cerebro._sees_workload(workload_id));
+create policy visible on cerebro.workloads for select
+    using (workload_id in (select cerebro._visible_workloads()));
 drop policy if exists steer on cerebro.workloads;
 create policy steer on cerebro.workloads for update
-    using (cerebro._sees_workload(workload_id, true));
+    using (workload_id in (select cerebro._visible_workloads(true)));
 
 drop policy if exists visible on cerebro.configs;
-create policy visible on cerebro.configs for select using (cerebro._sees_workload(workload_id));
+create policy visible on cerebro.configs for select
+    using (workload_id in (select cerebro._visible_workloads()));
 drop policy if exists steer on cerebro.configs;
 create policy steer on cerebro.configs for update
-    using (cerebro._sees_workload(workload_id, true));
+    using (workload_id in (select cerebro._visible_workloads(true)));
 drop policy if exists add on cerebro.configs;
 create policy add on cerebro.configs for insert
     with check (cerebro._sees_workload(workload_id, true));
 
 drop policy if exists visible on cerebro.metrics;
-create policy visible on cerebro.metrics for select using (cerebro._sees_config(config_id));
+create policy visible on cerebro.metrics for select
+    using (config_id in (select cerebro._visible_configs()));
 drop policy if exists visible on cerebro.checkpoints;
-create policy visible on cerebro.checkpoints for select using (cerebro._sees_config(config_id));
+create policy visible on cerebro.checkpoints for select
+    using (config_id in (select cerebro._visible_configs()));
 drop policy if exists visible on cerebro.units;
-create policy visible on cerebro.units for select using (cerebro._sees_config(config_id));
+create policy visible on cerebro.units for select
+    using (config_id in (select cerebro._visible_configs()));
 drop policy if exists visible on cerebro.events;
 create policy visible on cerebro.events for select
-    using (cerebro._is_admin() or cerebro._sees_workload(workload_id));
+    using ((select cerebro._is_admin()) or workload_id in (select cerebro._visible_workloads()));
 drop policy if exists admin on cerebro.states;
 create policy admin on cerebro.states for select using (cerebro._is_admin());
 -- the bytes of a chunked checkpoint you may see (predict and export read them as you)
@@ -89,12 +94,13 @@ create policy visible on cerebro.state_chunks for select using (
     cerebro._is_admin() or exists (
         select 1 from cerebro.checkpoints k
          where cerebro._chunk_blob(k.state) = state_chunks.blob
-           and cerebro._sees_config(k.config_id)));
+           and k.config_id in (select cerebro._visible_configs())));
 drop policy if exists own on cerebro.weights;
 create policy own on cerebro.weights for select
     using (owner = session_user or cerebro._is_admin() or cerebro._is_scheduler());
 drop policy if exists visible on cerebro.shares;
-create policy visible on cerebro.shares for select using (cerebro._sees_workload(workload_id));
+create policy visible on cerebro.shares for select
+    using (workload_id in (select cerebro._visible_workloads()));
 
 -- Share a workload with a role: 'read' (it, its configs, metrics and events), 'steer' (also
 -- stop, resume, add and clone configs, reprioritise), or 'none' to stop sharing. Only the

@@ -15,7 +15,8 @@ grant usage on schema cerebro to cerebro_user, cerebro_reader, cerebro_scheduler
 grant select on cerebro.leaderboard, cerebro.progress, cerebro.learning_curves
     to cerebro_reader;
 grant execute on function cerebro._sees_workload(int, boolean), cerebro._sees_dataset(name),
-    cerebro.objective_value(cerebro.metrics, text) to cerebro_reader;
+    cerebro._visible_workloads(boolean), cerebro.objective_value(cerebro.metrics, text)
+    to cerebro_reader;
 
 -- cerebro_user: own datasets, workloads and configs; everything else through the verbs
 grant select on cerebro.models, cerebro.limits, cerebro.datasets, cerebro.buffers,
@@ -55,6 +56,7 @@ grant execute on function
     cerebro._is_admin(), cerebro._is_scheduler(), cerebro._trusted(),
     cerebro._sees_workload(int, boolean), cerebro._sees_config(int, boolean),
     cerebro._sees_dataset(name), cerebro._owns_dataset(int),
+    cerebro._visible_workloads(boolean), cerebro._visible_configs(boolean),
     cerebro._chunk_blob(bytea), cerebro._chunk_info(bytea),
     cerebro._changed_columns(jsonb, jsonb, text[]), cerebro._limit(text),
     cerebro._check_limit(text, double precision, text),
@@ -103,6 +105,7 @@ grant execute on function
     cerebro._is_admin(), cerebro._is_scheduler(), cerebro._trusted(),
     cerebro._sees_workload(int, boolean), cerebro._sees_config(int, boolean),
     cerebro._sees_dataset(name), cerebro._owns_dataset(int),
+    cerebro._visible_workloads(boolean), cerebro._visible_configs(boolean),
     cerebro._changed_columns(jsonb, jsonb, text[]), cerebro._limit(text),
     cerebro._check_limit(text, double precision, text),
     cerebro._prepare_params(int, jsonb), cerebro.state_info(bytea)
