@@ -759,6 +759,12 @@ begin
             new.lost_units := 0;
         end if;
     end if;
+    -- lowering max_epochs to or below the epochs done completes an active config at once
+    -- (it would otherwise stay active without anything left to run)
+    if new.status = 'active' and new.max_epochs is distinct from old.max_epochs
+       and new.epoch >= limit_epochs then
+        new.status := 'completed';
+    end if;
     new.updated_at := now();
     return new;
 end

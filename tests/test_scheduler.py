@@ -189,3 +189,40 @@ def test_second_scheduler_stands_by_and_takes_over(server_dsn):
     out, _ = second.communicate(timeout=300)
     assert second.returncode == 0, out
     assert_exactly_once(dsn, epochs=1)
+
+
+def test_no_stuck_configs_lowered_max_epochs_and_a_missing_checkpoint(server_dsn):
+    """Lowering max_epochs to the epochs done completes an active config at once (it never
+    waits active with nothing to run); a config whose checkpoint is gone fails with a clear
+    error instead of silently training on from a fresh model."""
+    dsn = make_db(server_dsn, "cerebro_test_stuck")
+    launch(dsn, "stuck", {"learning_rate": {"choice": [0.01, 0.02]}}, epochs=1)
+    run_to_end(dsn)
+    with psycopg.connect(dsn, autocommit=True) as c:
+        a, b = (r[0] for r in c.execute("select config_id from cerebro.configs order by 1"))
+        c.execute("update cerebro.configs set max_epochs = 3 where config_id in (%s, %s)", [a, b])
+        assert c.execute(
+            "select status from cerebro.configs where config_id = %s", [a]
+        ).fetchone() == ("active",)
+        c.execute("update cerebro.configs set max_epochs = 1 where config_id = %s", [a])
+        assert c.execute(
+            "select status, epoch from cerebro.configs where config_id = %s", [a]
+        ).fetchone() == ("completed", 1)
+        assert c.execute(
+            "select action, detail->>'to' from cerebro.events where config_id = %s "
+            "and action = 'completed' order by event_id desc limit 1",
+            [a],
+        ).fetchone() == ("completed", "completed")
+        c.execute("delete from cerebro.checkpoints where config_id = %s and epoch = 1", [b])
+    run_to_end(dsn)
+    with psycopg.connect(dsn, autocommit=True) as c:
+        status, epoch, error = c.execute(
+            "select status, epoch, error from cerebro.configs where config_id = %s", [b]
+        ).fetchone()
+        assert (status, epoch) == ("failed", 1)
+        assert error.startswith("the checkpoint of epoch 1 is missing, so epoch 2 cannot")
+        assert c.execute(
+            "select count(*) from cerebro.units where config_id = %s and epoch = 2 "
+            "and outcome = 'ok'",
+            [b],
+        ).fetchone() == (0,)

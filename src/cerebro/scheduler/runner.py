@@ -20,7 +20,7 @@ import psycopg
 from . import statements as S
 from .connections import Workers, error_message, one
 from .epoch import commit_epoch, lock_workload
-from .unit import StateLost, Unit
+from .unit import CheckpointMissing, StateLost, Unit
 
 log = logging.getLogger("cerebro.scheduler")
 
@@ -90,6 +90,8 @@ class UnitRunner:
             return "ok"
         except StateLost:
             return self._finish_unit(STATE_LOST, unit, unit_id, "state lost")
+        except CheckpointMissing as e:
+            return self._finish_unit("failed", unit, unit_id, str(e))
         except psycopg.errors.QueryCanceled as e:
             return self._finish_unit("cancelled", unit, unit_id, error_message(e))
         except psycopg.OperationalError as e:
@@ -121,6 +123,12 @@ class UnitRunner:
             _check_state(conn, args)
             state_sql = S.STATE_FROM_STATES
         else:
+            if unit.epoch > 1 and not conn.execute(S.HAS_CHECKPOINT, args).fetchone():
+                raise CheckpointMissing(
+                    f"the checkpoint of epoch {unit.epoch - 1} is missing, so epoch "
+                    f"{unit.epoch} cannot continue from it; clone the config with "
+                    "fresh => true to train it again from the start"
+                )
             state_sql = S.STATE_FROM_CHECKPOINT
         ref = _stash_input(conn, state_sql, args)
         query = S.train(state_sql, v.extra["train"]["dataset_id"], unit.partition)

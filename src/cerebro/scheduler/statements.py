@@ -106,6 +106,9 @@ STATE_FROM_STATES = (
     "(select state from cerebro.states where config_id = %(config_id)s "
     "and epoch = %(epoch)s and partitions_done = %(done)s::int[])"
 )
+HAS_CHECKPOINT = (
+    "select 1 from cerebro.checkpoints where config_id = %(config_id)s and epoch = %(epoch)s - 1"
+)
 STATE_FROM_CHECKPOINT = (
     "(select state from cerebro.checkpoints where config_id = "
     "%(config_id)s and epoch = %(epoch)s - 1)"

@@ -21,6 +21,11 @@ class StateLost(Exception):
     """The sub-epoch state this unit needs is gone (unlogged table truncated by a crash)."""
 
 
+class CheckpointMissing(Exception):
+    """The checkpoint an epoch continues from is gone: training it from a fresh model would
+    silently throw the config's past epochs away, so the config fails instead."""
+
+
 @dataclass
 class Unit:
     view: ConfigView
