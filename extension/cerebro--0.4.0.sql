@@ -397,28 +397,6 @@ language sql stable security definer set search_path = pg_catalog, pg_temp as $$
     end
 $$;
 
--- Whether the session user may see (steer => false) or steer (steer => true) a workload.
-create or replace function cerebro._sees_workload(workload_id int, steer boolean default false)
-returns boolean language sql stable security definer set search_path = pg_catalog, pg_temp as $$
-    select cerebro._is_admin() or cerebro._is_scheduler()
-        or (not steer and pg_catalog.pg_has_role(session_user, 'cerebro_reader', 'member'))
-        or exists (select 1 from cerebro.workloads w
-                    where w.workload_id = _sees_workload.workload_id
-                      and w.owner = session_user)
-        or exists (select 1 from cerebro.shares s join pg_catalog.pg_roles r
-                          on r.rolname = s.grantee
-                    where s.workload_id = _sees_workload.workload_id
-                      and (s.level = 'steer' or not steer)
-                      and pg_catalog.pg_has_role(session_user, r.oid, 'member'))
-$$;
-
--- The same for the workload of a config.
-create or replace function cerebro._sees_config(config_id int, steer boolean default false)
-returns boolean language sql stable security definer set search_path = pg_catalog, pg_temp as $$
-    select coalesce((select cerebro._sees_workload(c.workload_id, steer) from cerebro.configs c
-                      where c.config_id = _sees_config.config_id), false)
-$$;
-
 -- Every workload the session user may see (or steer): what row-level security and the views
 -- filter with. One scan per statement (the policies say `workload_id in (select ...)`, a
 -- hashed subplan), not one function call per row.
@@ -443,6 +421,20 @@ returns setof int language sql stable security definer
 set search_path = pg_catalog, pg_temp as $$
     select c.config_id from cerebro.configs c
      where c.workload_id in (select cerebro._visible_workloads(steer))
+$$;
+
+-- Whether the session user may see (steer => false) or steer (steer => true) a workload:
+-- whether it is one of cerebro._visible_workloads(steer) (one rule, used everywhere).
+create or replace function cerebro._sees_workload(workload_id int, steer boolean default false)
+returns boolean language sql stable security definer set search_path = pg_catalog, pg_temp as $$
+    select _sees_workload.workload_id in (select cerebro._visible_workloads(steer))
+$$;
+
+-- The same for the workload of a config.
+create or replace function cerebro._sees_config(config_id int, steer boolean default false)
+returns boolean language sql stable security definer set search_path = pg_catalog, pg_temp as $$
+    select coalesce((select cerebro._sees_workload(c.workload_id, steer) from cerebro.configs c
+                      where c.config_id = _sees_config.config_id), false)
 $$;
 
 -- Whether the session user may use a dataset (its owner, an admin or the scheduler).

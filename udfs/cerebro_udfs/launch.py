@@ -249,7 +249,6 @@ def create(plpy: Any, r: Request) -> int:
         plpy,
         "launch",
         workload_id=wid,
-        actor="human:" + store.current_user(plpy),
         detail={
             "model": r.model,
             "train": r.train,

@@ -625,12 +625,6 @@ def last_stop_or_resume(plpy: Any, config_id: int) -> dict[str, Any] | None:
 # ------------------------------------------------------------------------------ session
 
 
-def current_user(plpy: Any) -> str:
-    """The session user: the person acting, also inside SECURITY DEFINER verbs (where
-    current_user is the extension's owner)."""
-    return str(plpy.execute("select session_user as u")[0]["u"])
-
-
 def session_is_daemon(plpy: Any) -> bool:
     """Whether this is the scheduler daemon's session (cerebro_scheduler, not a superuser):
     what it inserts (TPE suggestions, PBT clones) was checked when a person launched it."""
