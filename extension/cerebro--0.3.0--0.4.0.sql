@@ -81,6 +81,18 @@ drop function if exists cerebro.load_dataset(text, text, text[], text, int, int,
                                              text, text, int[], int, int, text[], int, boolean);
 drop function if exists cerebro.predict(int, text, text, text, int, int);
 
+-- ==== incremental/007-dump.sql ====
+-- (placeholder: filled in by issue 12 work)
+select 1;
+
+-- ==== incremental/008-retention.sql ====
+-- (placeholder: filled in by issue 12 work)
+select 1;
+
+-- ==== incremental/009-scheduler.sql ====
+-- (placeholder: filled in by issue 12 work)
+select 1;
+
 -- ==== idempotent/005-access.sql ====
 -- Access: who the session is (admin, scheduler, trusted statement, actor) and what it may
 -- see or steer. Used by the row-level security policies (080-security.sql), the views and the

@@ -1,0 +1,2 @@
+-- (placeholder: filled in by issue 12 work)
+select 1;
