@@ -520,6 +520,8 @@ create or replace function cerebro.load_dataset(
     vocabulary_size int default null,
     lowercase boolean default null
 ) returns int language plpython3u set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import load_dataset
 return load_dataset(plpy, name, source, features, label, num_partitions, buffer_rows, seed,
                     like_dataset, task, normalization, image_size, channels, max_length,
@@ -529,6 +531,8 @@ $$;
 -- Remove a dataset and its buffers (your own; an admin's any).
 create or replace function cerebro.drop_dataset(name text) returns boolean
 language plpython3u set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import drop_dataset
 return drop_dataset(plpy, name)
 $$;
@@ -558,6 +562,8 @@ create or replace function cerebro.register_model(
     build_timeout double precision default 300
 ) returns int language plpython3u security definer
 set search_path to pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import register_model
 return register_model(plpy, name, source, entry_point, param_schema, description, dataset,
                       build_timeout)
@@ -570,6 +576,8 @@ grant execute on function cerebro.register_model(text, text, text, jsonb, text, 
 -- scheduler and admins: it holds a custom model's source).
 create or replace function cerebro.model_spec(model text) returns jsonb
 language plpython3u stable set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import model_spec
 return model_spec(plpy, model)
 $$;
@@ -580,6 +588,8 @@ $$;
 -- to read server files. Uploading a name again replaces it.
 create or replace function cerebro.upload_weights(name text, data bytea) returns text
 language plpython3u security definer set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import upload_weights
 return upload_weights(plpy, name, data)
 $$;
@@ -587,6 +597,8 @@ $$;
 -- Remove an upload of yours (its file too).
 create or replace function cerebro.drop_weights(name text) returns boolean
 language plpython3u security definer set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import drop_weights
 return drop_weights(plpy, name)
 $$;
@@ -596,6 +608,8 @@ $$;
 -- udfs/cerebro_udfs/roster/), written into cerebro.models at every install and upgrade: one
 -- source of truth, never a hand copy.
 do language plpython3u $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import sync_roster
 sync_roster(plpy)
 $$;
@@ -606,6 +620,8 @@ $$;
 create or replace function cerebro._collect(token bigint, buffer_id int, x bytea, y bytea,
                                             num_rows int) returns bigint
 language plpython3u set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import collect
 return collect(plpy, GD, token, buffer_id, x, y, num_rows)
 $$;
@@ -613,6 +629,8 @@ $$;
 create or replace function cerebro._train_final(token bigint, state bytea, model jsonb,
                                                 config jsonb) returns cerebro.subepoch_result
 language plpython3u set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import train_final
 return train_final(plpy, GD, token, state, model, config)
 $$;
@@ -620,6 +638,8 @@ $$;
 create or replace function cerebro._eval_final(token bigint, state bytea, model jsonb,
                                                config jsonb) returns cerebro.eval_result
 language plpython3u set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import eval_final
 return eval_final(plpy, GD, token, state, model, config)
 $$;
@@ -644,6 +664,8 @@ create or replace function cerebro.subepoch_config(
     model text, dataset text, params jsonb default '{}'::jsonb, seed bigint default 0,
     partition int default null, epoch int default 0, config_id int default null
 ) returns jsonb language plpython3u stable set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import subepoch_config
 return subepoch_config(plpy, model, dataset, params, seed, partition, epoch, config_id)
 $$;
@@ -653,6 +675,8 @@ create or replace function cerebro.run_subepoch(
     model text, dataset text, partition int, params jsonb default '{}'::jsonb,
     state bytea default null, seed bigint default 0, epoch int default 0
 ) returns cerebro.subepoch_result language plpython3u set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import run_subepoch
 return run_subepoch(plpy, GD, model, dataset, partition, params, state, seed, epoch)
 $$;
@@ -662,6 +686,8 @@ create or replace function cerebro.run_evaluation(
     model text, dataset text, state bytea, params jsonb default '{}'::jsonb,
     partition int default null
 ) returns cerebro.eval_result language plpython3u set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import run_evaluation
 return run_evaluation(plpy, GD, model, dataset, partition, params, state)
 $$;
@@ -670,6 +696,8 @@ $$;
 -- chunked state's reference: {"chunked": true, "blob", "size", "chunks"}.
 create or replace function cerebro.state_info(state bytea) returns jsonb
 language plpython3u immutable strict set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import state_info
 return state_info(plpy, state)
 $$;
@@ -694,6 +722,8 @@ $$;
 -- evaluation statement to use.
 create or replace function cerebro._stash_chunk(blob bytea, seq int, data bytea, chunks int)
 returns bigint language plpython3u set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import stash_chunk
 return stash_chunk(plpy, GD, blob, seq, data, chunks)
 $$;
@@ -712,6 +742,8 @@ $$;
 -- was too large to return (no rows for an inline state).
 create or replace function cerebro._unstash_chunks(state bytea)
 returns table (blob bytea, seq int, data bytea) language plpython3u set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import unstash_chunks
 return unstash_chunks(plpy, GD, state)
 $$;
@@ -735,6 +767,8 @@ $$;
 -- What this backend keeps in its GD cache (decoded partitions, compiled models).
 create or replace function cerebro.cache_info() returns jsonb
 language plpython3u set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import cache_info
 return cache_info(plpy, GD)
 $$;
@@ -766,6 +800,8 @@ create or replace function cerebro.launch(
     priority int default 0,
     options jsonb default '{}'::jsonb
 ) returns int language plpython3u security definer set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import launch
 return launch(plpy, name, model, train, valid, search, space, num_configs, max_epochs,
               objective, seed, params, priority, options)
@@ -776,6 +812,8 @@ $$;
 -- The scheduler calls it whenever the workload's events change; safe to call any time.
 create or replace function cerebro.automl_step(workload_id int) returns int
 language plpython3u set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import automl_step
 return automl_step(plpy, workload_id)
 $$;
@@ -784,6 +822,8 @@ $$;
 -- stop a config at a rung it does not pass, PBT exploits and explores.
 create or replace function cerebro._on_epoch(config_id int, epoch int) returns void
 language plpython3u set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import on_epoch
 on_epoch(plpy, config_id, epoch)
 $$;
@@ -930,6 +970,8 @@ $$;
 -- fixed params (called by the insert trigger, as the user who inserts).
 create or replace function cerebro._prepare_params(workload_id int, params jsonb) returns jsonb
 language plpython3u set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import prepare_params
 return prepare_params(plpy, workload_id, params)
 $$;
@@ -1215,6 +1257,8 @@ create or replace function cerebro.clone(config_id int, overrides jsonb default 
                                          workload_id int default null,
                                          max_epochs int default null)
 returns int language plpython3u security definer set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import clone
 return clone(plpy, config_id, overrides, fresh, workload_id, max_epochs)
 $$;
@@ -1231,6 +1275,8 @@ create or replace function cerebro.drill_down(parent_workload int, space jsonb,
                                               seed bigint default null,
                                               options jsonb default '{}'::jsonb)
 returns int language plpython3u security definer set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import drill_down
 return drill_down(plpy, parent_workload, space, search, num_configs, config_id, max_epochs,
                   name, seed, options)
@@ -1274,6 +1320,8 @@ create or replace function cerebro.import_petastorm(
     images text default 'array',
     if_exists text default 'error'
 ) returns bigint language plpython3u set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import import_petastorm
 return import_petastorm(plpy, name, url, table_name, batch_rows, images, if_exists)
 $$;
@@ -1292,6 +1340,8 @@ grant execute on function cerebro.import_petastorm(text, text, text, int, text, 
 -- like_dataset => the training dataset), as jsonb {loss, <metrics>, rows, epoch, ...}.
 create or replace function cerebro.evaluate(config_id int, dataset text, epoch int default null)
 returns jsonb language plpython3u security definer set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import evaluate
 return evaluate(plpy, GD, config_id, dataset, epoch)
 $$;
@@ -1306,6 +1356,8 @@ create or replace function cerebro.predict(config_id int, source regclass, outpu
                                            key text default null, epoch int default null,
                                            batch_rows int default null)
 returns bigint language plpython3u set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import predict
 return predict(plpy, config_id, source, output, key, epoch, batch_rows)
 $$;
@@ -1314,6 +1366,8 @@ $$;
 -- state) that keras.models.load_model reads; `cerebro export-model` writes it to a file.
 create or replace function cerebro.export_model(config_id int, epoch int default null)
 returns bytea language plpython3u set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import export_model
 return export_model(plpy, config_id, epoch)
 $$;

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from cerebro.cluster import BOOT
+
 ROOT = Path(__file__).resolve().parent.parent
 UDFS = ROOT / "udfs"
 PACKAGE = "cerebro_udfs"
@@ -330,7 +332,12 @@ def test_plpython_bodies_import_only_the_sql_api_facade():
     assert len(bodies) >= 20  # the parser found the bodies (24 in 0.2.0)
     offenders = []
     for file, head, body in bodies:
-        tree = ast.parse(textwrap.dedent(body))
+        # every body starts by finding cerebro's code (cerebro_python.path): without it a
+        # server restarted by pg_ctl or systemd could not import it
+        if not body.lstrip("\n").startswith(BOOT):
+            offenders.append(f"{file}: {head}: does not start with cluster.BOOT")
+            continue
+        tree = ast.parse(textwrap.dedent(body.lstrip("\n").removeprefix(BOOT)))
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 bad = [a.name for a in node.names if a.name != FACADE]

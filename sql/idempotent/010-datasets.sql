@@ -26,6 +26,8 @@ create or replace function cerebro.load_dataset(
     vocabulary_size int default null,
     lowercase boolean default null
 ) returns int language plpython3u set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import load_dataset
 return load_dataset(plpy, name, source, features, label, num_partitions, buffer_rows, seed,
                     like_dataset, task, normalization, image_size, channels, max_length,
@@ -35,6 +37,8 @@ $$;
 -- Remove a dataset and its buffers (your own; an admin's any).
 create or replace function cerebro.drop_dataset(name text) returns boolean
 language plpython3u set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import drop_dataset
 return drop_dataset(plpy, name)
 $$;

@@ -14,6 +14,8 @@ create or replace function cerebro.register_model(
     build_timeout double precision default 300
 ) returns int language plpython3u security definer
 set search_path to pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import register_model
 return register_model(plpy, name, source, entry_point, param_schema, description, dataset,
                       build_timeout)
@@ -26,6 +28,8 @@ grant execute on function cerebro.register_model(text, text, text, jsonb, text, 
 -- scheduler and admins: it holds a custom model's source).
 create or replace function cerebro.model_spec(model text) returns jsonb
 language plpython3u stable set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import model_spec
 return model_spec(plpy, model)
 $$;
@@ -36,6 +40,8 @@ $$;
 -- to read server files. Uploading a name again replaces it.
 create or replace function cerebro.upload_weights(name text, data bytea) returns text
 language plpython3u security definer set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import upload_weights
 return upload_weights(plpy, name, data)
 $$;
@@ -43,6 +49,8 @@ $$;
 -- Remove an upload of yours (its file too).
 create or replace function cerebro.drop_weights(name text) returns boolean
 language plpython3u security definer set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import drop_weights
 return drop_weights(plpy, name)
 $$;

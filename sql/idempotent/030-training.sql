@@ -3,6 +3,8 @@
 create or replace function cerebro._collect(token bigint, buffer_id int, x bytea, y bytea,
                                             num_rows int) returns bigint
 language plpython3u set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import collect
 return collect(plpy, GD, token, buffer_id, x, y, num_rows)
 $$;
@@ -10,6 +12,8 @@ $$;
 create or replace function cerebro._train_final(token bigint, state bytea, model jsonb,
                                                 config jsonb) returns cerebro.subepoch_result
 language plpython3u set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import train_final
 return train_final(plpy, GD, token, state, model, config)
 $$;
@@ -17,6 +21,8 @@ $$;
 create or replace function cerebro._eval_final(token bigint, state bytea, model jsonb,
                                                config jsonb) returns cerebro.eval_result
 language plpython3u set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import eval_final
 return eval_final(plpy, GD, token, state, model, config)
 $$;
@@ -41,6 +47,8 @@ create or replace function cerebro.subepoch_config(
     model text, dataset text, params jsonb default '{}'::jsonb, seed bigint default 0,
     partition int default null, epoch int default 0, config_id int default null
 ) returns jsonb language plpython3u stable set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import subepoch_config
 return subepoch_config(plpy, model, dataset, params, seed, partition, epoch, config_id)
 $$;
@@ -50,6 +58,8 @@ create or replace function cerebro.run_subepoch(
     model text, dataset text, partition int, params jsonb default '{}'::jsonb,
     state bytea default null, seed bigint default 0, epoch int default 0
 ) returns cerebro.subepoch_result language plpython3u set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import run_subepoch
 return run_subepoch(plpy, GD, model, dataset, partition, params, state, seed, epoch)
 $$;
@@ -59,6 +69,8 @@ create or replace function cerebro.run_evaluation(
     model text, dataset text, state bytea, params jsonb default '{}'::jsonb,
     partition int default null
 ) returns cerebro.eval_result language plpython3u set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import run_evaluation
 return run_evaluation(plpy, GD, model, dataset, partition, params, state)
 $$;
@@ -67,6 +79,8 @@ $$;
 -- chunked state's reference: {"chunked": true, "blob", "size", "chunks"}.
 create or replace function cerebro.state_info(state bytea) returns jsonb
 language plpython3u immutable strict set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import state_info
 return state_info(plpy, state)
 $$;
@@ -91,6 +105,8 @@ $$;
 -- evaluation statement to use.
 create or replace function cerebro._stash_chunk(blob bytea, seq int, data bytea, chunks int)
 returns bigint language plpython3u set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import stash_chunk
 return stash_chunk(plpy, GD, blob, seq, data, chunks)
 $$;
@@ -109,6 +125,8 @@ $$;
 -- was too large to return (no rows for an inline state).
 create or replace function cerebro._unstash_chunks(state bytea)
 returns table (blob bytea, seq int, data bytea) language plpython3u set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import unstash_chunks
 return unstash_chunks(plpy, GD, state)
 $$;
@@ -132,6 +150,8 @@ $$;
 -- What this backend keeps in its GD cache (decoded partitions, compiled models).
 create or replace function cerebro.cache_info() returns jsonb
 language plpython3u set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import cache_info
 return cache_info(plpy, GD)
 $$;

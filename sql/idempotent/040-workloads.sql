@@ -24,6 +24,8 @@ create or replace function cerebro.launch(
     priority int default 0,
     options jsonb default '{}'::jsonb
 ) returns int language plpython3u security definer set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import launch
 return launch(plpy, name, model, train, valid, search, space, num_configs, max_epochs,
               objective, seed, params, priority, options)
@@ -34,6 +36,8 @@ $$;
 -- The scheduler calls it whenever the workload's events change; safe to call any time.
 create or replace function cerebro.automl_step(workload_id int) returns int
 language plpython3u set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import automl_step
 return automl_step(plpy, workload_id)
 $$;
@@ -42,6 +46,8 @@ $$;
 -- stop a config at a rung it does not pass, PBT exploits and explores.
 create or replace function cerebro._on_epoch(config_id int, epoch int) returns void
 language plpython3u set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import on_epoch
 on_epoch(plpy, config_id, epoch)
 $$;

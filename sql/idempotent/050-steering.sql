@@ -5,6 +5,8 @@
 -- fixed params (called by the insert trigger, as the user who inserts).
 create or replace function cerebro._prepare_params(workload_id int, params jsonb) returns jsonb
 language plpython3u set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import prepare_params
 return prepare_params(plpy, workload_id, params)
 $$;
@@ -290,6 +292,8 @@ create or replace function cerebro.clone(config_id int, overrides jsonb default 
                                          workload_id int default null,
                                          max_epochs int default null)
 returns int language plpython3u security definer set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import clone
 return clone(plpy, config_id, overrides, fresh, workload_id, max_epochs)
 $$;
@@ -306,6 +310,8 @@ create or replace function cerebro.drill_down(parent_workload int, space jsonb,
                                               seed bigint default null,
                                               options jsonb default '{}'::jsonb)
 returns int language plpython3u security definer set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import drill_down
 return drill_down(plpy, parent_workload, space, search, num_configs, config_id, max_epochs,
                   name, seed, options)

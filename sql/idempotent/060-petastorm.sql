@@ -18,6 +18,8 @@ create or replace function cerebro.import_petastorm(
     images text default 'array',
     if_exists text default 'error'
 ) returns bigint language plpython3u set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import import_petastorm
 return import_petastorm(plpy, name, url, table_name, batch_rows, images, if_exists)
 $$;

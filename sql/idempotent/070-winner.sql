@@ -5,6 +5,8 @@
 -- like_dataset => the training dataset), as jsonb {loss, <metrics>, rows, epoch, ...}.
 create or replace function cerebro.evaluate(config_id int, dataset text, epoch int default null)
 returns jsonb language plpython3u security definer set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import evaluate
 return evaluate(plpy, GD, config_id, dataset, epoch)
 $$;
@@ -19,6 +21,8 @@ create or replace function cerebro.predict(config_id int, source regclass, outpu
                                            key text default null, epoch int default null,
                                            batch_rows int default null)
 returns bigint language plpython3u set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import predict
 return predict(plpy, config_id, source, output, key, epoch, batch_rows)
 $$;
@@ -27,6 +31,8 @@ $$;
 -- state) that keras.models.load_model reads; `cerebro export-model` writes it to a file.
 create or replace function cerebro.export_model(config_id int, epoch int default null)
 returns bytea language plpython3u set search_path = pg_catalog, pg_temp as $$
+import os, sys
+if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import export_model
 return export_model(plpy, config_id, epoch)
 $$;

@@ -128,27 +128,26 @@ def psql(dsn_: str | None, args: tuple[str, ...]) -> None:
 def install(dsn_: str | None) -> None:
     """Install the extension into an existing server on this machine and create it.
 
-    Copies the control and SQL scripts into the server's share directory. The server must
-    import this project's Python environment: add the printed paths to its PYTHONPATH.
+    Copies the control and SQL scripts into the server's share directory and writes
+    cerebro_python.path into its data directory (through the server, as a superuser), so the
+    server imports this project's Python environment however it is started.
     """
     import psycopg
 
-    from . import paths
-    from .cluster import check_server_python, create_or_update_extension
+    from .cluster import (
+        check_server_imports,
+        check_server_python,
+        create_or_update_extension,
+        write_python_path,
+    )
     from .install import install_extension_files
 
     try:
         install_extension_files()
         with psycopg.connect(dsn_ or os.environ.get("CEREBRO_DSN", ""), autocommit=True) as c:
             check_server_python(c)
-            try:
-                c.execute("do $$ import cerebro_udfs, keras $$ language plpython3u")
-            except psycopg.Error as e:
-                raise ClusterError(
-                    "the server cannot import cerebro's Python code; start it with\n"
-                    f"  PYTHONPATH={paths.udfs_dir()}{os.pathsep}{paths.site_packages()}\n"
-                    f"({e.diag.message_primary})"
-                ) from e
+            click.echo(f"wrote {write_python_path(c)}")
+            check_server_imports(c)
             create_or_update_extension(c)
     except (ClusterError, RuntimeError) as e:
         _fail(e)

@@ -1,9 +1,12 @@
 """The embedded default: a project-managed PostgreSQL cluster with plpython3u and cerebro.
 
-The server runs as an unprivileged OS user (PostgreSQL refuses root), listens only on a Unix
-socket inside the cluster's own directory (no TCP port to collide with or to expose), and
-imports the project's Python environment through PYTHONPATH, so training code inside the
-database sees exactly the Keras/TensorFlow the client sees.
+The server runs as an unprivileged OS user (PostgreSQL refuses root) and listens only on a
+Unix socket inside the cluster's own directory (no TCP port to collide with or to expose).
+Training code inside the database imports the project's Python environment (the same
+Keras/TensorFlow the client sees) through ``cerebro_python.path`` in the data directory, which
+every PL/Python body of the extension reads before its first import: so the server finds the
+code however it was started (``cerebro up``, ``pg_ctl``, ``pg_ctlcluster``, systemd), with no
+environment variable to remember.
 """
 
 from __future__ import annotations
@@ -107,13 +110,12 @@ class Cluster:
         return proc
 
     def _server_env(self) -> dict[str, str]:
+        """The server's environment: the caller's, minus anything that would make it import
+        another Python than the one ``cerebro_python.path`` names (a restart by pg_ctl or
+        systemd does not have ours either, and must behave the same)."""
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(paths.udfs_dir()), str(paths.site_packages())])
-        env["KERAS_BACKEND"] = "tensorflow"
-        env["KERAS_HOME"] = str(self.home / "keras")
-        env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-        env["CEREBRO_SERVER"] = "embedded"
-        env.pop("PGDATA", None)
+        for key in ("PGDATA", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
+            env.pop(key, None)
         return env
 
     # -- state ------------------------------------------------------------------------------
@@ -126,11 +128,11 @@ class Cluster:
         return proc.returncode == 0
 
     def _prepare_dirs(self) -> None:
-        for d in (self.home, self.run_dir, self.log_file.parent, self.home / "keras"):
+        for d in (self.home, self.run_dir, self.log_file.parent):
             d.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0 and self.os_user != "root":
             pw = pwd.getpwnam(self.os_user)
-            for d in (self.run_dir, self.log_file.parent, self.home / "keras"):
+            for d in (self.run_dir, self.log_file.parent):
                 os.chown(d, pw.pw_uid, pw.pw_gid)
             if self.data_dir.exists():
                 os.chown(self.data_dir, pw.pw_uid, pw.pw_gid)
@@ -228,6 +230,7 @@ class Cluster:
                 )
         with psycopg.connect(self.conninfo(dbname), autocommit=True) as conn:
             check_server_python(conn)
+            write_python_path(conn)
             create_or_update_extension(conn)
             allow_scheduler_login(conn)
 
@@ -292,6 +295,64 @@ def check_server_python(conn: psycopg.Connection) -> None:
             f"PL/Python embeds Python {server} but the project environment is Python {ours}; "
             f"build the environment with python{server} (make setup PYTHON=python{server})"
         )
+
+
+PYTHON_PATH_FILE = "cerebro_python.path"  # in the data directory (a backend's working dir)
+
+
+def python_path() -> list[str]:
+    """What the server puts in front of sys.path: the in-database code and the project's
+    environment (Keras, TensorFlow, numpy: the versions the client uses too)."""
+    return [str(paths.udfs_dir()), str(paths.site_packages())]
+
+
+def write_python_path(conn: psycopg.Connection) -> str:
+    """Write ``cerebro_python.path`` into the server's data directory (through the server
+    itself, as its OS user: no file access from here is needed, so this works for any server
+    a superuser can reach); returns the file's full path.
+
+    Every PL/Python body of the extension reads it before its first import, so a server
+    restarted by pg_ctl, pg_ctlcluster or systemd finds cerebro without a PYTHONPATH.
+    Written atomically: a backend never reads half a file."""
+    conn.execute(
+        "create or replace function pg_temp.cerebro_write_python_path(lines text) returns text "
+        "language plpython3u as $f$\n"
+        "import os\n"
+        f"name = {PYTHON_PATH_FILE!r}\n"
+        "with open(name + '.tmp', 'w') as f:\n"
+        "    f.write(lines)\n"
+        "    f.flush()\n"
+        "    os.fsync(f.fileno())\n"
+        "os.replace(name + '.tmp', name)\n"
+        "return os.path.abspath(name)\n"
+        "$f$"
+    )
+    lines = "".join(p + "\n" for p in python_path())
+    row = conn.execute("select pg_temp.cerebro_write_python_path(%s)", [lines]).fetchone()
+    assert row is not None  # a function call returns one row
+    return str(row[0])
+
+
+# the first lines of every PL/Python body of the extension (tests/test_layers.py checks)
+BOOT = (
+    "import os, sys\n"
+    "if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): "
+    "sys.path[:0] = open('cerebro_python.path').read().splitlines()\n"
+)
+
+
+def check_server_imports(conn: psycopg.Connection) -> None:
+    """Fail clearly when the server cannot import cerebro's code the way the extension's
+    functions do (through cerebro_python.path)."""
+    try:
+        conn.execute(f"do $$\n{BOOT}import cerebro_udfs, keras\n$$ language plpython3u")
+    except psycopg.Error as e:
+        raise ClusterError(
+            f"the server cannot import cerebro's Python code through {PYTHON_PATH_FILE} "
+            f"in its data directory ({e.diag.message_primary}); it must list "
+            + " and ".join(python_path())
+            + ", readable by the server's OS user"
+        ) from e
 
 
 def allow_scheduler_login(conn: psycopg.Connection) -> None:
