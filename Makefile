@@ -8,11 +8,17 @@ CEREBRO := $(VENV)/bin/cerebro
 # what ruff reads (mypy's files are in pyproject.toml: src and udfs)
 LINT_PATHS := src udfs tests bench tools
 
-.PHONY: setup up down demo lint format test bench sql clean
+.PHONY: setup system-packages up down demo lint format test bench sql clean
 
-setup: $(VENV)/.installed
+setup: system-packages $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# PostgreSQL + PL/Python, Python venv support, make: installed with apt when missing if root,
+# else the `sudo apt-get install` line is printed and make stops. Checked on every run (silent
+# when nothing is missing), so a removed package is noticed; PG_MAJOR picks another major.
+system-packages:
+	@PYTHON=$(PYTHON) bash tools/system-packages.sh
+
+$(VENV)/.installed: pyproject.toml | system-packages
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
