@@ -93,14 +93,48 @@ def scheduler_cmd(
 
 
 @main.command()
-def status() -> None:
-    """Say whether the embedded PostgreSQL runs, and how to connect to it."""
+@click.option(
+    "--dsn",
+    "dsn_",
+    default=None,
+    help="report on this database (default: CEREBRO_DSN, else the embedded default)",
+)
+def status(dsn_: str | None) -> None:
+    """Say whether the server and the scheduler run, since when, their last error, and how
+    fast work gets done. Exit status 3 when the server is down."""
+    from .daemon import running_pid, state_file
+    from .status import database_lines, supervisor_lines
+
     cluster = Cluster.default()
-    running = cluster.is_running()
-    click.echo(f"home:    {cluster.home}")
-    click.echo(f"server:  {'running' if running else 'stopped'}")
-    click.echo(f"dsn:     {cluster.conninfo()}")
-    sys.exit(0 if running else 3)
+    target = dsn_ or os.environ.get("CEREBRO_DSN")
+    if target is None:
+        running = cluster.is_running()
+        click.echo(f"home:      {cluster.home}")
+        click.echo(f"server:    {'running' if running else 'stopped'}")
+        click.echo(f"dsn:       {cluster.conninfo()}")
+        for line in supervisor_lines(state_file(cluster), running_pid(cluster)):
+            click.echo(line)
+        if not running:
+            sys.exit(3)
+    try:
+        with psycopg.connect(target or cluster.conninfo(), connect_timeout=10) as c:
+            for line in database_lines(c):
+                click.echo(line)
+    except psycopg.Error as e:
+        click.echo(f"database:  unreachable ({e})")
+        sys.exit(3)
+
+
+@main.command(hidden=True)
+@click.option("--dsn", "dsn_", required=True, help="the scheduler's DSN")
+@click.option("--state", "state", required=True, type=click.Path(dir_okay=False))
+def supervise(dsn_: str, state: str) -> None:
+    """Run `cerebro scheduler --dsn DSN` and restart it whenever it exits (cerebro up)."""
+    from pathlib import Path
+
+    from .supervisor import supervise as run
+
+    run(dsn_, Path(state))
 
 
 @main.command()

@@ -1,4 +1,5 @@
-"""Running the scheduler as a background daemon of the embedded default."""
+"""Running the scheduler as a background daemon of the embedded default: the supervisor
+(``cerebro supervise``) detached, which runs and restarts ``cerebro scheduler``."""
 
 from __future__ import annotations
 
@@ -10,10 +11,16 @@ import time
 from pathlib import Path
 
 from .cluster import Cluster
+from .supervisor import STOP_GRACE_S
 
 
 def _pid_file(cluster: Cluster) -> Path:
+    """The supervisor's pid (the scheduler's own is in the state file)."""
     return cluster.home / "scheduler.pid"
+
+
+def state_file(cluster: Cluster) -> Path:
+    return cluster.home / "scheduler.json"
 
 
 def running_pid(cluster: Cluster) -> int | None:
@@ -27,7 +34,8 @@ def running_pid(cluster: Cluster) -> int | None:
 
 
 def start_background(cluster: Cluster) -> int:
-    """Start ``cerebro scheduler`` detached (idempotent: returns the running one's pid)."""
+    """Start the supervised scheduler detached (idempotent: returns the running supervisor's
+    pid)."""
     pid = running_pid(cluster)
     if pid:
         return pid
@@ -38,9 +46,11 @@ def start_background(cluster: Cluster) -> int:
                 sys.executable,
                 "-m",
                 "cerebro.cli",
-                "scheduler",
+                "supervise",
                 "--dsn",
                 cluster.scheduler_conninfo(),
+                "--state",
+                str(state_file(cluster)),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -51,7 +61,9 @@ def start_background(cluster: Cluster) -> int:
     return proc.pid
 
 
-def stop_background(cluster: Cluster, timeout: float = 30.0) -> None:
+def stop_background(cluster: Cluster, timeout: float = STOP_GRACE_S + 10) -> None:
+    """SIGTERM to the supervisor (it stops the scheduler, which finishes its units); the
+    whole process group is killed if that takes longer than ``timeout``."""
     pid = running_pid(cluster)
     if not pid:
         return
@@ -64,5 +76,5 @@ def stop_background(cluster: Cluster, timeout: float = 30.0) -> None:
             break
         time.sleep(0.2)
     else:
-        os.kill(pid, signal.SIGKILL)
+        os.killpg(pid, signal.SIGKILL)  # started with start_new_session: pgid == pid
     _pid_file(cluster).unlink(missing_ok=True)

@@ -8,20 +8,75 @@ survive broken connections.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import psycopg
 from psycopg import sql
 from psycopg.abc import Params
 
+log = logging.getLogger("cerebro.scheduler")
 
-def connect(dsn: str, name: str) -> psycopg.Connection:
+
+# Timeouts: a user's open transaction (a forgotten BEGIN; UPDATE ... in psql) must not stall
+# the daemon for ever. The leader's statements are short bookkeeping (and AutoML steps);
+# a worker's statement is a whole sub-epoch, so it gets no statement_timeout, only a bound on
+# how long it waits for a row lock before the unit is retried.
+LEADER_OPTIONS = "-c lock_timeout=10s -c statement_timeout=5min"
+WORKER_OPTIONS = "-c lock_timeout=60s"
+# a server that vanishes from the network is noticed in about a minute, not hours
+KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "connect_timeout": 10,
+}
+
+
+def connect(dsn: str, name: str, options: str = LEADER_OPTIONS) -> psycopg.Connection:
     """An autocommit connection named ``name`` in pg_stat_activity (recovery finds orphaned
     workers by that name). Steering triggers record who acted: everything this daemon does is
     'system'."""
     return psycopg.connect(
-        dsn, autocommit=True, application_name=name, options="-c cerebro.actor=system"
+        psycopg.conninfo.make_conninfo(dsn, **KEEPALIVES),
+        autocommit=True,
+        application_name=name,
+        options=f"-c cerebro.actor=system {options}",
     )
+
+
+class Listener:
+    """The LISTEN connection: reopened (and LISTEN re-issued) when it breaks, so that a
+    terminated listener backend costs one missed wake-up, which the poll covers."""
+
+    def __init__(self, dsn: str, listen: sql.Composed) -> None:
+        self.dsn = dsn
+        self.listen = listen
+        self.conn: psycopg.Connection | None = None
+
+    def notified(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for a notification; True if one came (or the connection
+        was reopened, when one may have been missed)."""
+        if self.conn is None or self.conn.closed or self.conn.broken:
+            self.close()
+            # raises when the server is unreachable: the loop then starts over, with backoff
+            self.conn = connect(self.dsn, "cerebro listener")
+            self.conn.execute(self.listen)
+            return True
+        try:
+            return bool(list(self.conn.notifies(timeout=timeout, stop_after=1)))
+        except psycopg.OperationalError:
+            if not self.conn.broken:
+                raise
+            log.warning("listener connection lost; reopening it")
+            self.close()
+            return True
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
 
 
 class Workers:
@@ -42,13 +97,14 @@ class Workers:
         """Worker ``j``'s connection, opened (again) if it has none or it broke."""
         conn = self.conns.get(j)
         if conn is None or conn.closed or conn.broken:
-            conn = connect(self.dsn, f"cerebro worker {j}")
+            conn = connect(self.dsn, f"cerebro worker {j}", WORKER_OPTIONS)
             self.conns[j] = conn
         return conn
 
     def close(self) -> None:
         for conn in self.conns.values():
             conn.close()
+        self.conns.clear()
 
 
 def one(

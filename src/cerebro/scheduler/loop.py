@@ -4,8 +4,13 @@
 re-plans when something changed (a unit finished, a NOTIFY arrived, or the poll interval
 passed), hands each idle worker the unit ``schedule.pick`` chooses, and waits for the first
 of: a unit finishing, a notification, the poll timeout. Units run on a thread pool, one per
-worker at most; an unexpected error in a unit stops the daemon (a supervisor restarts it and
-recovery makes the tables consistent).
+worker at most.
+
+Nothing ends the process but a stop request (or, with ``once``, running out of work). A broken
+connection, a server restart or crash, a failed connection attempt or an unexpected exception
+ends only the current *session*: the next one reconnects after a backoff, takes leadership
+again, recovers from the tables and goes on. The error is logged and reported in the
+scheduler's row of ``cerebro.schedulers`` (``last_error``).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import psycopg
 from ..schedule import ConfigView, pick
 from . import leadership
 from . import statements as S
-from .connections import Workers, connect
+from .connections import Listener, Workers, connect, error_message
 from .planning import Planner
 from .recovery import recover
 from .runner import UnitRunner
@@ -35,6 +40,9 @@ log = logging.getLogger("cerebro.scheduler")
 
 HEARTBEAT_S = 5.0
 SHORT_WAIT_S = 0.05  # while units run, or a re-plan is due soon
+BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # between sessions, growing while they fail
+STEADY_S = 60.0  # a session that lasted this long starts the backoff again from the shortest
+DEFER_S = 5.0  # a deferred unit's config waits this long before it is planned again
 
 
 @dataclass
@@ -46,6 +54,7 @@ class _Turn:
     dirty: bool = True  # something changed since the last plan
     last_refresh: float = 0.0
     last_beat: float = 0.0
+    deferred: dict[int, float] = field(default_factory=dict)  # config -> not before (monotonic)
 
 
 class Scheduler:
@@ -66,14 +75,37 @@ class Scheduler:
         self.stop_event = threading.Event()
         self.conn: psycopg.Connection | None = None
         self.workers = Workers(dsn)
+        self.health = leadership.Health()
         self.runner = UnitRunner(self.workers, on_epoch or (lambda info: None))
 
     def run(self) -> None:
-        self.conn = connect(self.dsn, "cerebro scheduler")
-        listener = connect(self.dsn, "cerebro listener")
-        listener.execute(S.LISTEN)
+        """Serve until stopped: sessions one after the other, with a growing backoff while
+        they fail (with ``once``, an error ends the run instead: it is a tool, not a
+        daemon)."""
+        failures = 0
+        while not self.stop_event.is_set():
+            began = time.monotonic()
+            try:
+                self._session()
+                return
+            except Exception as e:
+                if self.once:
+                    raise
+                if time.monotonic() - began > STEADY_S:
+                    failures = 0
+                delay = BACKOFF_S[min(failures, len(BACKOFF_S) - 1)]
+                failures += 1
+                self._report(e, delay)
+                self.stop_event.wait(delay)
+
+    def _session(self) -> None:
+        """One session: connect, take leadership, recover, loop. Every connection it opened
+        is closed when it ends, however it ends."""
+        listener = Listener(self.dsn, S.LISTEN)
         try:
-            leadership.acquire(self.conn, self.stop_event, len(self.workers))
+            self.conn = connect(self.dsn, "cerebro scheduler")
+            listener.notified(0)  # LISTEN before the first plan: nothing is missed
+            leadership.acquire(self.conn, self.stop_event, self.health, len(self.workers))
             if self.stop_event.is_set():
                 return
             recover(self.conn)
@@ -81,12 +113,23 @@ class Scheduler:
         finally:
             self.workers.close()
             listener.close()
-            self.conn.close()
+            if self.conn is not None:
+                self.conn.close()
+
+    def _report(self, e: Exception, delay: float) -> None:
+        """Log why a session ended; the next heartbeat writes it to cerebro.schedulers."""
+        if isinstance(e, psycopg.Error):
+            msg = f"{type(e).__name__}: {error_message(e)}"
+            log.error("session ended: %s; reconnecting in %.1f s", msg, delay)
+        else:
+            msg = f"{type(e).__name__}: {e}"
+            log.exception("session ended by an unexpected error; reconnecting in %.1f s", delay)
+        self.health.error(msg)
 
     def request_stop(self, *_: Any) -> None:
         self.stop_event.set()
 
-    def _loop(self, planner: Planner, listener: psycopg.Connection) -> None:
+    def _loop(self, planner: Planner, listener: Listener) -> None:
         turn = _Turn()
         pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="cerebro-worker")
         try:
@@ -111,14 +154,25 @@ class Scheduler:
     def _beat(self, turn: _Turn, now: float) -> None:
         if now - turn.last_beat > HEARTBEAT_S:
             assert self.conn is not None
-            leadership.heartbeat(self.conn, "leader", len(self.workers))
+            leadership.heartbeat(self.conn, "leader", len(self.workers), self.health)
             turn.last_beat = now
 
     def _plan(self, turn: _Turn, planner: Planner, pool: ThreadPoolExecutor, now: float) -> None:
         """Re-read the runnable configs and start a unit on every idle worker that has one."""
-        turn.configs = planner.runnable()
+        try:
+            turn.configs = planner.runnable()
+        except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as e:
+            # a user's open transaction holds a lock the plan needs: try again next poll
+            assert self.conn is not None
+            if self.conn.broken:
+                raise
+            log.warning("plan postponed: %s", error_message(e))
+            self.health.error(f"plan postponed: {error_message(e)}")
+            turn.dirty, turn.last_refresh = False, now
+            return
         turn.dirty, turn.last_refresh = False, now
-        busy = {u.view.config_id for _, u in turn.running.values()}
+        turn.deferred = {c: t for c, t in turn.deferred.items() if t > now}
+        busy = {u.view.config_id for _, u in turn.running.values()} | set(turn.deferred)
         for j in range(self._worker_count(turn.configs)):
             if j in turn.running:
                 continue
@@ -130,9 +184,10 @@ class Scheduler:
             busy.add(view.config_id)
             turn.running[j] = (pool.submit(self.runner.run, unit), unit)
 
-    def _collect(self, turn: _Turn, listener: psycopg.Connection) -> None:
+    def _collect(self, turn: _Turn, listener: Listener) -> None:
         """Wait briefly for a unit to finish; a finished unit or a notification means
-        re-plan."""
+        re-plan. A unit whose booking itself failed (the server went away) ends the
+        session: recovery books it when the next one starts."""
         done, _ = wait(
             [f for f, _ in turn.running.values()],
             timeout=SHORT_WAIT_S,
@@ -140,19 +195,23 @@ class Scheduler:
         )
         for j in [j for j, (f, _) in turn.running.items() if f in done]:
             fut, unit = turn.running.pop(j)
-            outcome = fut.result()  # unexpected errors stop the daemon
+            outcome = fut.result()
             log.debug("unit %s %s", unit, outcome)
+            if outcome == "deferred":
+                turn.deferred[unit.view.config_id] = time.monotonic() + DEFER_S
             turn.dirty = True
-        if list(listener.notifies(timeout=0, stop_after=1)):
+        if listener.notified(0):
             turn.dirty = True
 
-    def _idle(self, turn: _Turn, listener: psycopg.Connection) -> None:
+    def _idle(self, turn: _Turn, listener: Listener) -> None:
         """Nothing runs: sleep until a notification, or the poll interval."""
         if self.once and turn.configs:
             # runnable configs but none fits an idle worker: replan shortly
             turn.dirty = True
         wait_s = SHORT_WAIT_S if turn.dirty else self.poll
-        if list(listener.notifies(timeout=wait_s, stop_after=1)):
+        if turn.deferred:
+            wait_s = min(wait_s, DEFER_S)
+        if listener.notified(wait_s):
             turn.dirty = True
 
     def _worker_count(self, configs: list[ConfigView]) -> int:

@@ -38,6 +38,7 @@ class _Booking:
     level: int  # log level and message (keys: config, worker, epoch, error)
     message: str
     clip: int | None = None  # longest units.error kept (a broken connection's text is long)
+    fails: bool = True  # False: never counted against the config (retried after a pause)
 
 
 _BOOKINGS = {
@@ -68,7 +69,37 @@ _BOOKINGS = {
     "failed": _Booking(
         "failed", None, "{error}", logging.WARNING, "config %(config)d failed: %(error)s"
     ),
+    # an error of this daemon's own code: counted like a lost backend, so a persistent one
+    # fails the config (with its message) instead of retrying it for ever
+    "crashed": _Booking(
+        "lost",
+        S.COUNT_LOST,
+        "{n} sub-epochs in a row ended with an internal error (last: {error})",
+        logging.ERROR,
+        "config %(config)d: unit on worker %(worker)d ended with an internal error: %(error)s",
+        clip=2000,
+    ),
+    # not the config's fault and gone when the condition is (a full disk, too many
+    # connections, a lock held past lock_timeout by someone's open transaction): the unit is
+    # tried again after a pause, and never fails the config
+    "deferred": _Booking(
+        "cancelled",
+        None,
+        "",
+        logging.WARNING,
+        "config %(config)d: unit on worker %(worker)d deferred: %(error)s",
+        clip=2000,
+        fails=False,
+    ),
 }
+
+# errors that say "not now" rather than "this config is broken"
+_TRANSIENT = (
+    psycopg.errors.LockNotAvailable,  # lock_timeout
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.SerializationFailure,
+    psycopg.errors.InsufficientResources,  # class 53: disk full, out of memory, connections
+)
 
 
 class UnitRunner:
@@ -79,27 +110,27 @@ class UnitRunner:
         self.on_epoch = on_epoch
 
     def run(self, unit: Unit) -> str:
-        """Run one unit on its worker connection; returns its outcome."""
-        conn = self.workers.get(unit.worker)
-        row = conn.execute(S.START_UNIT, unit.args()).fetchone()
+        """Run one unit on its worker connection; returns its outcome (the booking's key).
+
+        Raises only when the unit could not be booked (the server went away): the loop then
+        starts a new session, whose recovery books it as lost."""
+        try:
+            conn = self.workers.get(unit.worker)
+            row = conn.execute(S.START_UNIT, unit.args()).fetchone()
+        except _TRANSIENT as e:
+            log.warning("worker %d: unit not started: %s", unit.worker, _explain(e))
+            return "deferred"
         if row is None:
             return "skipped"  # stopped, paused or moved on since we planned it
         unit_id = row[0]
         try:
             self._commit(conn, unit, unit_id)
             return "ok"
-        except StateLost:
-            return self._finish_unit(STATE_LOST, unit, unit_id, "state lost")
-        except CheckpointMissing as e:
-            return self._finish_unit("failed", unit, unit_id, str(e))
-        except psycopg.errors.QueryCanceled as e:
-            return self._finish_unit("cancelled", unit, unit_id, error_message(e))
-        except psycopg.OperationalError as e:
-            if not conn.broken:
-                raise
-            return self._finish_unit("lost", unit, unit_id, str(e))
-        except psycopg.Error as e:
-            return self._finish_unit("failed", unit, unit_id, error_message(e))
+        except Exception as e:
+            outcome, error = _classify(e, conn)
+            if outcome == "crashed":
+                log.exception("unit %s: internal error", unit)
+            return self._finish_unit(outcome, unit, unit_id, error)
 
     def _commit(self, conn: psycopg.Connection, unit: Unit, unit_id: int) -> None:
         """The unit, its 'ok' and (if it is the last) its epoch, in one transaction."""
@@ -182,6 +213,40 @@ class UnitRunner:
         return b.outcome
 
 
+def _classify(e: Exception, conn: psycopg.Connection) -> tuple[str, str]:
+    """(booking, error text) for a unit that did not commit."""
+    if isinstance(e, StateLost):
+        return STATE_LOST, "state lost"
+    if isinstance(e, CheckpointMissing):
+        return "failed", str(e)
+    if conn.broken:  # its backend ended: terminated, crashed, server restarted
+        return "lost", str(e)
+    if isinstance(e, psycopg.errors.QueryCanceled):
+        return "cancelled", error_message(e)
+    if isinstance(e, (*_TRANSIENT, psycopg.OperationalError)):
+        return "deferred", _explain(e)
+    if isinstance(e, psycopg.Error):
+        return "failed", error_message(e)
+    return "crashed", f"{type(e).__name__}: {e}"
+
+
+def _explain(e: Exception) -> str:
+    """A transient error's text, with what to do about it when that is not obvious."""
+    if not isinstance(e, psycopg.Error):
+        return str(e)
+    msg = error_message(e)
+    if isinstance(e, psycopg.errors.TooManyConnections):
+        msg += (
+            " (the scheduler needs one connection per partition plus two: raise the "
+            "server's max_connections, or use fewer partitions)"
+        )
+    elif isinstance(e, psycopg.errors.DiskFull):
+        msg += " (retried when space returns)"
+    elif isinstance(e, psycopg.errors.LockNotAvailable):
+        msg += " (another session holds a lock on the config; retried)"
+    return msg
+
+
 def _check_state(conn: psycopg.Connection, args: dict[str, Any]) -> None:
     """Raise StateLost unless the sub-epoch state the unit continues from is there."""
     if not conn.execute(S.HAS_STATE, args).fetchone():
@@ -202,6 +267,8 @@ def _stash_input(conn: psycopg.Connection, state_sql: str, args: dict[str, Any])
 def _count_against_config(conn: psycopg.Connection, b: _Booking, unit: Unit, error: str) -> None:
     """Count the unit in the config's run of lost units; fail the config when the run is
     too long (or at once, for an outcome that is not counted)."""
+    if not b.fails:
+        return
     if b.count is None:
         n = None
     else:

@@ -23,10 +23,17 @@ LISTEN = sql.SQL("listen {}").format(sql.Identifier(CHANNEL))
 # goes away with the connection, so a standby takes over as soon as the leader dies.
 TRY_LOCK = "select pg_try_advisory_lock(%s)"
 HEARTBEAT = (
-    "insert into cerebro.schedulers (pid, host, os_pid, role, workers) "
-    "values (pg_backend_pid(), %s, %s, %s, %s) on conflict (pid) do update "
-    "set role = excluded.role, workers = excluded.workers, heartbeat_at = now()"
+    "insert into cerebro.schedulers "
+    "(pid, host, os_pid, role, workers, since, last_error, last_error_at) "
+    "values (pg_backend_pid(), %s, %s, %s, %s, %s, %s, %s) on conflict (pid) do update "
+    "set role = excluded.role, workers = excluded.workers, heartbeat_at = now(), "
+    "since = excluded.since, last_error = excluded.last_error, "
+    "last_error_at = excluded.last_error_at"
 )
+# a session of another role holding the key: end it (the function can end nothing else)
+EVICT_LOCK_THIEVES = "select pid, role from cerebro._evict_lock_thieves()"
+# pg_terminate_backend returns before the backend has exited and released its locks
+BACKENDS_ALIVE = "select count(*) from pg_stat_activity where pid = any(%s::int[])"
 
 # -- recovery ----------------------------------------------------------------------------------
 
