@@ -200,3 +200,16 @@ def assert_exactly_once(dsn: str, epochs: int) -> None:
             ).fetchone()[0]
             == 0
         )
+
+
+def final_states(dsn: str) -> dict[int, list[Any]]:
+    """Each config's model weights at its last epoch, decoded from its checkpoint."""
+    from cerebro_udfs import state
+
+    with psycopg.connect(dsn, autocommit=True) as c:
+        rows = c.execute(
+            "select k.config_id, k.state from cerebro.checkpoints k join "
+            "cerebro.configs c using (config_id) where k.epoch = c.epoch "
+            "order by 1"
+        ).fetchall()
+    return {cid: [a for _, a in state.decode(blob).model] for cid, blob in rows}

@@ -10,21 +10,18 @@ import numpy as np
 import psycopg
 import pytest
 
-from cerebro_udfs import state
 from cerebro_udfs.roster import mlp
-from helpers import assert_exactly_once, launch, make_db, run_to_end, scheduler, wait_for
+from helpers import (
+    assert_exactly_once,
+    final_states,
+    launch,
+    make_db,
+    run_to_end,
+    scheduler,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow  # every test trains through the scheduler daemon
-
-
-def final_states(dsn: str) -> dict[int, list[np.ndarray]]:
-    with psycopg.connect(dsn, autocommit=True) as c:
-        rows = c.execute(
-            "select k.config_id, k.state from cerebro.checkpoints k join "
-            "cerebro.configs c using (config_id) where k.epoch = c.epoch "
-            "order by 1"
-        ).fetchall()
-    return {cid: [a for _, a in state.decode(blob).model] for cid, blob in rows}
 
 
 @pytest.fixture(scope="module")

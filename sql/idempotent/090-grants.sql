@@ -110,3 +110,13 @@ grant execute on function
     cerebro._check_limit(text, double precision, text),
     cerebro._prepare_params(int, jsonb), cerebro.state_info(bytea)
     to cerebro_scheduler;
+
+-- leadership (035-leadership.sql): only the scheduler and admins evict a lock thief
+grant execute on function cerebro._evict_lock_thieves() to cerebro_scheduler, cerebro_admin;
+
+-- Retention and housekeeping (075-housekeeping.sql): users prune their own workloads'
+-- checkpoints (the verb checks ownership) and read which were pruned; only the scheduler and
+-- admins run the housekeeping, which alone deletes units and events.
+grant select on cerebro.pruned_checkpoints to cerebro_user;
+grant execute on function cerebro.prune_checkpoints(text, int) to cerebro_user;
+grant execute on function cerebro._housekeeping() to cerebro_scheduler, cerebro_admin;

@@ -40,8 +40,9 @@ log = logging.getLogger("cerebro.scheduler")
 
 HEARTBEAT_S = 5.0
 SHORT_WAIT_S = 0.05  # while units run, or a re-plan is due soon
-BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)  # between sessions, growing while they fail
-STEADY_S = 60.0  # a session that lasted this long starts the backoff again from the shortest
+# between sessions: growing while they keep failing before they lead (the server is down),
+# from the shortest again after one that led
+BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 DEFER_S = 5.0  # a deferred unit's config waits this long before it is planned again
 
 
@@ -76,6 +77,7 @@ class Scheduler:
         self.conn: psycopg.Connection | None = None
         self.workers = Workers(dsn)
         self.health = leadership.Health()
+        self.led = False  # the current session has taken leadership and recovered
         self.runner = UnitRunner(self.workers, on_epoch or (lambda info: None))
 
     def run(self) -> None:
@@ -84,14 +86,14 @@ class Scheduler:
         daemon)."""
         failures = 0
         while not self.stop_event.is_set():
-            began = time.monotonic()
+            self.led = False
             try:
                 self._session()
                 return
             except Exception as e:
                 if self.once:
                     raise
-                if time.monotonic() - began > STEADY_S:
+                if self.led:  # the session worked: this is a new fault, not the same one
                     failures = 0
                 delay = BACKOFF_S[min(failures, len(BACKOFF_S) - 1)]
                 failures += 1
@@ -109,6 +111,7 @@ class Scheduler:
             if self.stop_event.is_set():
                 return
             recover(self.conn)
+            self.led = True
             self._loop(Planner(self.conn), listener)
         finally:
             self.workers.close()

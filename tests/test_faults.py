@@ -1,0 +1,252 @@
+"""Always on: a search keeps going through every fault, with nobody restarting anything.
+
+The daemon runs the way ``cerebro up`` runs it: under the supervisor (``cerebro supervise``),
+logged in as cerebro_scheduler. While a grid of 4 configs x 4 epochs x 2 partitions trains,
+one fault after another hits work in flight: a worker backend terminated, the leader's and
+the listener's backends terminated, a worker backend killed with SIGKILL (the postmaster then
+resets every backend), an immediate-mode restart of PostgreSQL by pg_ctl with an empty
+environment, and SIGKILL of the daemon itself. The workload must complete exactly once with
+the weights of an undisturbed run, and the daemon process must have been restarted only for
+the fault that killed it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+
+from cerebro.cluster import Cluster
+from cerebro.scheduler import LOCK_KEY
+from cerebro.supervisor import read_state
+from helpers import (
+    ROOT,
+    assert_exactly_once,
+    final_states,
+    launch,
+    make_db,
+    run_to_end,
+    scheduler_dsn,
+    wait_for,
+)
+
+pytestmark = pytest.mark.slow
+
+EPOCHS = 4
+SUPERVISE = [sys.executable, "-m", "cerebro.cli", "supervise"]  # as cerebro up starts it
+RUNNING_UNIT = (
+    "select (select backend_pid from cerebro.units where ended_at is null and kind = 'train' "
+    "order by unit_id limit 1)"
+)
+
+
+@pytest.fixture
+def supervised(server_dsn: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A database with the grid launched, and the supervised daemon scheduling it."""
+    dsn = make_db(server_dsn, "cerebro_test_faults")
+    launch(dsn, "faults", epochs=EPOCHS)
+    state = tmp_path / "scheduler.json"
+    log = (tmp_path / "daemon.log").open("wb")
+    proc = subprocess.Popen(
+        [*SUPERVISE, "--dsn", scheduler_dsn(dsn), "--state", str(state)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    try:
+        yield dsn, state
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+        print((tmp_path / "daemon.log").read_text()[-4000:])
+
+
+def _poll(
+    dsn: str, query: str, predicate: Callable[[Any], bool], timeout: float = 300, **kw: Any
+) -> Any:
+    """helpers.wait_for through the faults: the server may be resetting or restarting, so a
+    refused or broken connection means "not yet", until the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return wait_for(dsn, query, predicate, max(deadline - time.monotonic(), 1), **kw)
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)  # the server is restarting: retry the connection
+
+
+def _now(dsn: str) -> dt.datetime:
+    return _poll(dsn, "select clock_timestamp()", lambda t: t is not None)
+
+
+def _one_pid(dsn: str, query: str) -> int:
+    """The pid a query names, once there is one (state-based wait)."""
+    return int(_poll(dsn, query, lambda pid: pid is not None))
+
+
+def _terminate(dsn: str, query: str) -> str:
+    pid = _one_pid(dsn, query)
+    with psycopg.connect(dsn, autocommit=True) as c:
+        assert c.execute("select pg_terminate_backend(%s)", [pid]).fetchone()[0]
+    return f"pid {pid}"
+
+
+def _backend(dsn: str, app: str) -> str:
+    return (
+        "select (select pid from pg_stat_activity where datname = current_database() "
+        f"and application_name = '{app}' and usename = 'cerebro_scheduler' limit 1)"
+    )
+
+
+def _kill_backend(dsn: str) -> str:
+    pid = _one_pid(dsn, RUNNING_UNIT)
+    os.kill(pid, signal.SIGKILL)
+    return f"pid {pid}"
+
+
+def _restart_server(dsn: str) -> str:
+    """pg_ctl restart -m immediate as the server's OS user, with PATH as its whole
+    environment: no PYTHONPATH, nothing cerebro up would have set."""
+    _one_pid(dsn, RUNNING_UNIT)
+    cluster = Cluster.default()
+    cluster._as_server_user(
+        [
+            str(cluster.bindir / "pg_ctl"),
+            "restart",
+            "-m",
+            "immediate",
+            "-w",
+            "-t",
+            "60",
+            "-D",
+            str(cluster.data_dir),
+            "-l",
+            str(cluster.log_file),
+        ],
+        env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin"},
+    )
+    cluster.wait_ready()
+    return "pg_ctl restart -m immediate"
+
+
+def _kill_daemon(state: Path) -> Callable[[str], str]:
+    def kill(dsn: str) -> str:
+        _one_pid(dsn, RUNNING_UNIT)
+        pid = read_state(state)["pid"]
+        os.kill(pid, signal.SIGKILL)
+        return f"pid {pid}"
+
+    return kill
+
+
+def test_the_search_survives_every_fault_and_finishes_exactly_once(
+    server_dsn: str, supervised: tuple[str, Path]
+) -> None:
+    dsn, state = supervised
+    embedded = not os.environ.get("CEREBRO_TEST_DSN")
+    faults: list[tuple[str, Callable[[str], str]]] = [
+        ("pg_terminate_backend(worker)", lambda d: _terminate(d, RUNNING_UNIT)),
+        (
+            "pg_terminate_backend(leader)",
+            lambda d: _terminate(d, _backend(d, "cerebro scheduler")),
+        ),
+        (
+            "pg_terminate_backend(listener)",
+            lambda d: _terminate(d, _backend(d, "cerebro listener")),
+        ),
+        ("kill -9 worker backend", _kill_backend),
+        ("immediate restart of PostgreSQL", _restart_server),
+        ("kill -9 the daemon", _kill_daemon(state)),
+    ]
+    if not embedded:  # the server is not ours to restart
+        faults = [f for f in faults if f[1] is not _restart_server]
+    table = []
+    for name, inject in faults:
+        active = _poll(
+            dsn,
+            "select count(*) from cerebro.configs where status = 'active'",
+            lambda n: n is not None,
+        )
+        assert active > 0, f"the workload finished before the fault {name!r}"
+        how = inject(dsn)
+        since = _now(dsn)
+        # recovered: a unit started after the fault has committed
+        ended = _poll(
+            dsn,
+            "select min(ended_at) from cerebro.units where outcome = 'ok' and started_at > %s",
+            lambda t: t is not None,
+            timeout=300,
+            params=[since],
+        )
+        table.append((name, how, (ended - since).total_seconds()))
+    _poll(
+        dsn,
+        "select count(*) from cerebro.configs where status <> 'completed'",
+        lambda n: n == 0,
+        timeout=600,
+    )
+    print("\nfault | injected | seconds until a new unit committed")
+    for row in table:
+        print("{} | {} | {:.1f}".format(*row))
+
+    # the daemon process was restarted for the one fault that killed it, and only for it
+    assert read_state(state)["restarts"] == 1
+    assert_exactly_once(dsn, epochs=EPOCHS)
+    with psycopg.connect(dsn, autocommit=True) as c:
+        per_epoch = c.execute(
+            "select count(*), count(distinct (config_id, epoch)) from cerebro.metrics"
+        ).fetchone()
+        lost = c.execute("select count(*) from cerebro.units where outcome = 'lost'").fetchone()
+    assert per_epoch == (4 * EPOCHS, 4 * EPOCHS)
+    assert lost[0] >= 3  # the faults really interrupted work in flight
+
+    reference = make_db(server_dsn, "cerebro_test_faults_ref")
+    launch(reference, "faults", epochs=EPOCHS)
+    run_to_end(reference)
+    a, b = final_states(reference), final_states(dsn)
+    assert a.keys() and len(a) == len(b) == 4
+    for x, y in zip(a.values(), b.values()):
+        for u, v in zip(x, y):
+            np.testing.assert_array_equal(u, v)
+
+
+def test_a_user_holding_the_scheduler_lock_cannot_park_the_scheduler(server_dsn: str) -> None:
+    """Any role may take an advisory lock; a plain user who takes the scheduler's key before
+    the daemon starts is ended, and the search runs (it would wait as standby for ever)."""
+    dsn = make_db(server_dsn, "cerebro_test_thief")
+    launch(dsn, "thief", epochs=1)
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute(
+            "do $$ begin create role mallory login; "
+            "exception when duplicate_object then null; end $$"
+        )
+        c.execute("grant cerebro_user to mallory")
+    mallory = psycopg.connect(psycopg.conninfo.make_conninfo(dsn, user="mallory"), autocommit=True)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        mallory.execute("select * from cerebro._evict_lock_thieves()")
+    mallory.execute("select pg_advisory_lock(%s)", [LOCK_KEY])
+    out = run_to_end(dsn, timeout=300)
+    assert "ended session" in out and "of role mallory" in out, out
+    assert_exactly_once(dsn, epochs=1)
+    with pytest.raises(psycopg.OperationalError):  # her session was ended
+        mallory.execute("select 1")
+    mallory.close()
+    with psycopg.connect(dsn, autocommit=True) as c:
+        errors = c.execute("select last_error from cerebro.schedulers").fetchall()
+    assert any("mallory" in (e or "") for (e,) in errors), errors
