@@ -26,13 +26,14 @@ import numpy as np
 import psycopg
 import pytest
 
-from cerebro.cluster import Cluster
+from cerebro.cluster import USER_CONNECTIONS, Cluster, size_connections
 from cerebro.scheduler import LOCK_KEY
 from cerebro.supervisor import read_state
 from helpers import (
     ROOT,
     assert_exactly_once,
     final_states,
+    fresh_database,
     launch,
     make_db,
     run_to_end,
@@ -250,3 +251,27 @@ def test_a_user_holding_the_scheduler_lock_cannot_park_the_scheduler(server_dsn:
     with psycopg.connect(dsn, autocommit=True) as c:
         errors = c.execute("select last_error from cerebro.schedulers").fetchall()
     assert any("mallory" in (e or "") for (e,) in errors), errors
+
+
+def test_cerebro_up_sizes_max_connections_for_the_largest_dataset(server_dsn: str) -> None:
+    """The daemon needs a connection per partition plus two: max_connections must fit the
+    largest dataset a user may load (the limit max_partitions) with room for people."""
+    dsn = fresh_database(server_dsn, "cerebro_test_sizing")
+    with psycopg.connect(dsn, autocommit=True) as c:
+        current = int(c.execute("show max_connections").fetchone()[0])
+        reserved = int(c.execute("show superuser_reserved_connections").fetchone()[0])
+        limit = c.execute("select cerebro._limit('max_partitions')::int").fetchone()[0]
+        if not os.environ.get("CEREBRO_TEST_DSN"):
+            # cerebro up (the session fixture) already sized the embedded server
+            assert current - reserved >= limit + 2 + USER_CONNECTIONS
+            assert size_connections(c) is None
+        c.execute("update cerebro.limits set value = %s where name = 'max_partitions'", [5000])
+        try:
+            assert size_connections(c) == 5000 + 2 + USER_CONNECTIONS + reserved
+            pending = c.execute(
+                "select setting from pg_file_settings where name = 'max_connections' "
+                "and sourcefile like '%%postgresql.auto.conf'"
+            ).fetchone()
+            assert pending == (str(5000 + 2 + USER_CONNECTIONS + reserved),)
+        finally:  # leave the server's configuration as it was
+            c.execute(f"alter system set max_connections = {current:d}")

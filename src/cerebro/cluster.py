@@ -235,12 +235,20 @@ class Cluster:
             allow_scheduler_login(conn)
 
     def up(self) -> None:
-        """Idempotent: install the extension files, initialise, start, create the database."""
+        """Idempotent: install the extension files, initialise, start, create the database;
+        restart once if max_connections had to grow."""
         install_extension_files()
         self.init()
         self.start()
         self.wait_ready()
         self.ensure_database()
+        with psycopg.connect(self.conninfo(), autocommit=True) as conn:
+            sized = size_connections(conn)
+        if sized:
+            print(f"cerebro: max_connections raised to {sized}; restarting the server")
+            self.stop()
+            self.start()
+            self.wait_ready()
 
 
 _SERVER_ENV_KEYS = {
@@ -353,6 +361,32 @@ def check_server_imports(conn: psycopg.Connection) -> None:
             + " and ".join(python_path())
             + ", readable by the server's OS user"
         ) from e
+
+
+# connections left for people, BI tools and the tests next to the daemon's
+USER_CONNECTIONS = 40
+
+
+def size_connections(conn: psycopg.Connection) -> int | None:
+    """Make max_connections fit the largest dataset anyone may load (the daemon keeps one
+    worker connection per partition, plus its leader and listener) and USER_CONNECTIONS
+    more. Returns the new value when it had to grow (it takes effect at the next start),
+    None when it was large enough."""
+    row = conn.execute(
+        "select cerebro._limit('max_partitions')::int + 2 + %s, "
+        "current_setting('max_connections')::int "
+        "- current_setting('superuser_reserved_connections')::int",
+        [USER_CONNECTIONS],
+    ).fetchone()
+    assert row is not None  # a select without FROM returns one row
+    needed, available = row
+    if available >= needed:
+        return None
+    reserved = conn.execute("show superuser_reserved_connections").fetchone()
+    assert reserved is not None
+    new = needed + int(reserved[0])
+    conn.execute(f"alter system set max_connections = {new:d}")
+    return new
 
 
 def allow_scheduler_login(conn: psycopg.Connection) -> None:
