@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -275,3 +276,101 @@ def test_cerebro_up_sizes_max_connections_for_the_largest_dataset(server_dsn: st
             assert pending == (str(5000 + 2 + USER_CONNECTIONS + reserved),)
         finally:  # leave the server's configuration as it was
             c.execute(f"alter system set max_connections = {current:d}")
+
+
+@pytest.fixture
+def tiny_tablespace(server_dsn: str) -> Iterator[tuple[Path, str]]:
+    """A tablespace on a 1 MB tmpfs of its own (``_fill`` fills it up). Needs root (mount)."""
+    if os.geteuid() != 0 or os.environ.get("CEREBRO_TEST_DSN"):
+        pytest.skip("mounting a small filesystem for the server needs root and a local server")
+    # under the cluster's home, which the server's OS user can reach (tmp_path may not be)
+    mnt = Path(tempfile.mkdtemp(prefix="tiny-", dir=Cluster.default().home))
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mnt)], check=True
+    )
+    os.chown(mnt, *_server_ids())
+    name = "cerebro_test_tiny" + os.environ.get("CEREBRO_TEST_DB_SUFFIX", "")
+    with psycopg.connect(server_dsn, autocommit=True) as c:
+        c.execute(f"drop tablespace if exists {name}")
+        c.execute(f"create tablespace {name} location '{mnt}'")
+    try:
+        yield mnt, name
+    finally:
+        with psycopg.connect(server_dsn, autocommit=True) as c:
+            c.execute(
+                "drop database if exists cerebro_test_diskfull"
+                + os.environ.get("CEREBRO_TEST_DB_SUFFIX", "")
+                + " with (force)"
+            )
+            c.execute(f"drop tablespace if exists {name}")
+        subprocess.run(["umount", str(mnt)], check=True)
+        mnt.rmdir()
+
+
+def _fill(mnt: Path) -> Path:
+    """Fill the filesystem to the last byte with a file; deleting it gives the space back."""
+    filler = mnt / "filler"
+    with filler.open("wb", buffering=0) as f:
+        for size in (1 << 16, 1 << 10, 1):
+            try:
+                while True:
+                    f.write(b"\0" * size)
+            except OSError:
+                pass
+    return filler
+
+
+def _server_ids() -> tuple[int, int]:
+    import pwd
+
+    pw = pwd.getpwnam(Cluster.default().os_user)
+    return pw.pw_uid, pw.pw_gid
+
+
+def test_a_full_disk_defers_units_and_fails_nothing(
+    server_dsn: str, tiny_tablespace: tuple[Path, str]
+) -> None:
+    """The sub-epoch states live on a full filesystem: every unit fails with "No space left
+    on device" and is deferred, not failed; once space returns the search finishes exactly
+    once."""
+    mnt, space = tiny_tablespace
+    dsn = make_db(server_dsn, "cerebro_test_diskfull")
+    launch(dsn, "diskfull", epochs=1)
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute(f"alter table cerebro.states set tablespace {space}")
+    filler = _fill(mnt)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "cerebro.cli", "scheduler", "--dsn", scheduler_dsn(dsn)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        deferred = wait_for(
+            dsn,
+            "select count(*) from cerebro.units where outcome = 'cancelled' "
+            "and error like '%%No space left on device%%retried when space returns%%'",
+            lambda n: n >= 3,
+        )
+        with psycopg.connect(dsn, autocommit=True) as c:
+            failed = c.execute(
+                "select count(*) from cerebro.configs where status = 'failed'"
+            ).fetchone()[0]
+            done = c.execute("select count(*) from cerebro.metrics").fetchone()[0]
+        assert (failed, done) == (0, 0)
+        filler.unlink()  # space returns
+        wait_for(
+            dsn,
+            "select count(*) from cerebro.configs where status <> 'completed'",
+            lambda n: n == 0,
+            timeout=300,
+        )
+    finally:
+        p.terminate()
+        out, _ = p.communicate(timeout=120)
+    assert deferred >= 3
+    assert "deferred" in out and "No space left on device" in out, out
+    assert_exactly_once(dsn, epochs=1)
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("alter table cerebro.states set tablespace pg_default")
