@@ -374,3 +374,49 @@ def test_a_full_disk_defers_units_and_fails_nothing(
     assert_exactly_once(dsn, epochs=1)
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute("alter table cerebro.states set tablespace pg_default")
+
+
+def test_a_forgotten_open_transaction_does_not_stall_the_search(server_dsn: str) -> None:
+    """A person leaves `BEGIN; UPDATE cerebro.configs ...` open in psql, holding config 1's
+    row lock. Its units wait at most the daemon's lock_timeout and are deferred (never failed);
+    the other configs train meanwhile; after the COMMIT config 1 catches up."""
+    dsn = make_db(server_dsn, "cerebro_test_open_txn")
+    launch(dsn, "open-txn", epochs=1)
+    person = psycopg.connect(dsn)  # not autocommit: the transaction stays open
+    (first,) = person.execute("select min(config_id) from cerebro.configs").fetchone()
+    person.execute("update cerebro.configs set priority = 1 where config_id = %s", [first])
+    p = subprocess.Popen(
+        [sys.executable, "-m", "cerebro.cli", "scheduler", "--dsn", scheduler_dsn(dsn)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "CEREBRO_LOCK_TIMEOUT_S": "1"},
+    )
+    try:
+        wait_for(  # every other config finishes while the lock is held
+            dsn,
+            "select count(*) from cerebro.configs where status = 'completed' and config_id <> %s",
+            lambda n: n == 3,
+            params=[first],
+        )
+        with psycopg.connect(dsn, autocommit=True) as c:
+            status, epochs = c.execute(
+                "select status, epoch from cerebro.configs where config_id = %s", [first]
+            ).fetchone()
+        assert (status, epochs) == ("active", 0)
+        person.commit()
+        wait_for(
+            dsn,
+            "select status from cerebro.configs where config_id = %s",
+            lambda s: s == "completed",
+            params=[first],
+        )
+    finally:
+        person.close()
+        p.terminate()
+        out, _ = p.communicate(timeout=120)
+    # its units were not started: each waited 1 s for the lock, then was deferred
+    assert "unit not started: canceling statement due to lock timeout" in out, out
+    assert "another session holds a lock on the config; retried" in out
+    assert_exactly_once(dsn, epochs=1)

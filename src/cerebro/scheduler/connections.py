@@ -9,6 +9,7 @@ survive broken connections.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import psycopg
@@ -22,8 +23,11 @@ log = logging.getLogger("cerebro.scheduler")
 # the daemon for ever. The leader's statements are short bookkeeping (and AutoML steps);
 # a worker's statement is a whole sub-epoch, so it gets no statement_timeout, only a bound on
 # how long it waits for a row lock before the unit is retried.
+# (CEREBRO_LOCK_TIMEOUT_S overrides the workers' bound, e.g. for a test.)
 LEADER_OPTIONS = "-c lock_timeout=10s -c statement_timeout=5min"
-WORKER_OPTIONS = "-c lock_timeout=60s"
+WORKER_OPTIONS = (
+    f"-c lock_timeout={int(float(os.environ.get('CEREBRO_LOCK_TIMEOUT_S', 60)) * 1000)}ms"
+)
 # a server that vanishes from the network is noticed in about a minute, not hours
 KEEPALIVES = {
     "keepalives": 1,
