@@ -359,16 +359,151 @@ drop function if exists cerebro.load_dataset(text, text, text[], text, int, int,
 drop function if exists cerebro.predict(int, text, text, text, int, int);
 
 -- ==== incremental/007-dump.sql ====
--- (placeholder: filled in by issue 12 work)
-select 1;
+-- 0.4.0: dump and restore (README, "Backup: pg_dump and restore"). pg_dump skips the rows of
+-- an extension's tables unless the extension marks them with pg_extension_config_dump; these
+-- are the tables whose rows are users' work, so a dump taken by a superuser holds all of it
+-- and a restore into a new cluster trains on where the dump left off. Tables created by a
+-- later migration mark themselves there (this one runs before them).
+--
+-- Not dumped: cerebro.schedulers, the daemons connected to *this* server (backend pids and
+-- heartbeats), which mean nothing elsewhere; a scheduler started on the restored database
+-- writes its own row.
+--
+-- Dumped, and why the restored rows are consistent: pg_dump reads every table in one
+-- snapshot, and the scheduler commits a sub-epoch's state (states, state_chunks), its unit
+-- and configs.partitions_done in one transaction, and an epoch's checkpoint, metrics row and
+-- epoch counter in another. So:
+--   states        the sub-epoch state of each config in the middle of an epoch (unlogged,
+--                 but pg_dump reads unlogged tables): the restored scheduler continues the
+--                 epoch from it instead of restarting it. When it is not in the dump
+--                 (--no-unlogged-table-data, or a dump taken on a standby) the epoch restarts
+--                 from its checkpoint, as after a crash of the server.
+--   units         not only a log: the validation partitions done this epoch and the epoch's
+--                 metrics come from its 'ok' rows; a unit in flight at the dump (open row) is
+--                 booked 'lost' by the restored scheduler's recovery and runs again.
+--   events        the audit trail, and the history the AutoML procedures read.
+--   state_chunks  the bytes of chunked states and checkpoints.
+--   weights       the uploads' rows; their files live in the data directory
+--                 (cerebro_weights/), which pg_dump does not read: copy that directory.
+select pg_catalog.pg_extension_config_dump('cerebro.datasets', '');
+select pg_catalog.pg_extension_config_dump('cerebro.datasets_dataset_id_seq', '');
+select pg_catalog.pg_extension_config_dump('cerebro.buffers', '');
+select pg_catalog.pg_extension_config_dump('cerebro.workloads', '');
+select pg_catalog.pg_extension_config_dump('cerebro.workloads_workload_id_seq', '');
+select pg_catalog.pg_extension_config_dump('cerebro.configs', '');
+select pg_catalog.pg_extension_config_dump('cerebro.configs_config_id_seq', '');
+select pg_catalog.pg_extension_config_dump('cerebro.metrics', '');
+select pg_catalog.pg_extension_config_dump('cerebro.checkpoints', '');
+select pg_catalog.pg_extension_config_dump('cerebro.states', '');
+select pg_catalog.pg_extension_config_dump('cerebro.state_chunks', '');
+select pg_catalog.pg_extension_config_dump('cerebro.units', '');
+select pg_catalog.pg_extension_config_dump('cerebro.units_unit_id_seq', '');
+select pg_catalog.pg_extension_config_dump('cerebro.events', '');
+select pg_catalog.pg_extension_config_dump('cerebro.events_event_id_seq', '');
+select pg_catalog.pg_extension_config_dump('cerebro.shares', '');
+select pg_catalog.pg_extension_config_dump('cerebro.weights', '');
+select pg_catalog.pg_extension_config_dump('cerebro.weights_weights_id_seq', '');
+
+-- The extension script itself inserts rows into two tables: the roster models and the
+-- default caps. Their dumped rows are wanted all the same: an admin's raised cap must
+-- survive, and a roster model's id is what workloads reference, and it is not the same in
+-- every database (one created at 0.1.0 that had custom models before its upgrade to 0.2.0
+-- numbered the later roster models after them). So both tables are dumped whole, and in a
+-- restore a dumped row replaces the row CREATE EXTENSION installed under the same name.
+select pg_catalog.pg_extension_config_dump('cerebro.models', '');
+select pg_catalog.pg_extension_config_dump('cerebro.models_model_id_seq', '');
+select pg_catalog.pg_extension_config_dump('cerebro.limits', '');
+
+-- A restore runs with session_replication_role = replica (superuser only; README): the
+-- catalog's triggers exist as soon as CREATE EXTENSION ran, before the data is loaded, and
+-- must not treat restored rows as new steering (owners from the session, the config state
+-- machine, events, NOTIFY, foreign keys checked row by row). The two triggers below are the
+-- only ones that act then, and they act only then: never in normal use. (The one on models
+-- fires always, to say what to do when a dump is restored without replica.)
+create function cerebro._restore_model() returns trigger
+language plpgsql set search_path = pg_catalog, pg_temp as $$
+begin
+    if pg_catalog.current_setting('session_replication_role') <> 'replica' then
+        if new.kind = 'roster' and exists (select 1 from cerebro.models m
+                                            where m.name = new.name) then
+            raise exception 'cerebro: roster model % is already installed', new.name
+                  using errcode = '23505',
+                        hint = 'restoring a dump? run pg_restore with PGOPTIONS=''-c '
+                               'session_replication_role=replica'' (README, "Backup: '
+                               'pg_dump and restore")';
+        end if;
+        return new;
+    end if;
+    -- the installed roster model of this name gives way to the dumped one
+    delete from cerebro.models m where m.name = new.name;
+    -- an installed roster model holding this id steps aside until its own dumped row
+    -- replaces it (a negative id is never a dumped one, and nothing in the new database
+    -- references an installed row yet)
+    update cerebro.models m set model_id = -m.model_id where m.model_id = new.model_id;
+    return new;
+end
+$$;
+create trigger restore_replaces before insert on cerebro.models
+    for each row execute function cerebro._restore_model();
+alter table cerebro.models enable always trigger restore_replaces;
+
+create function cerebro._restore_limit() returns trigger
+language plpgsql set search_path = pg_catalog, pg_temp as $$
+begin
+    -- the installed default gives way to the dumped value (a cap added by a later release
+    -- than the dump's keeps its default)
+    delete from cerebro.limits l where l.name = new.name;
+    return new;
+end
+$$;
+create trigger restore_replaces before insert on cerebro.limits
+    for each row execute function cerebro._restore_limit();
+alter table cerebro.limits enable replica trigger restore_replaces;
 
 -- ==== incremental/008-retention.sql ====
--- (placeholder: filled in by issue 12 work)
-select 1;
+-- 0.4.0: nothing grows without bound. A search runs for days: units (one row per sub-epoch)
+-- and events go after a retention that admins set, and checkpoints (one model state per
+-- config per epoch) are pruned to a workload's keep_checkpoints. The functions are in
+-- sql/idempotent/075-housekeeping.sql; the README's "Retention and disk use" describes it.
+
+-- Retention settings live next to the caps in cerebro.limits (only cerebro_admin updates it):
+-- `<what>_retention_days`, where 0 means keep for ever.
+alter table cerebro.limits drop constraint limits_name_check;
+alter table cerebro.limits add constraint limits_name_check
+    check (name ~ '^(max_[a-z_]+|[a-z]+_retention_days)$');
+alter table cerebro.limits drop constraint limits_value_check;
+alter table cerebro.limits add constraint limits_value_check
+    check (value > 0 or (value = 0 and name ~ '_retention_days$'));
+insert into cerebro.limits (name, value, description) values
+('units_retention_days', 30,
+ 'days a finished unit (cerebro.units row of a committed epoch) is kept; 0 = for ever'),
+('events_retention_days', 365,
+ 'days an event is kept once its workload is idle (no active config, no newer event); '
+ '0 = for ever');
+
+-- What the retention deletes by: the end of a unit, the time of a workload's events.
+create index units_ended on cerebro.units (ended_at) where ended_at is not null;
+create index events_workload_at on cerebro.events (workload_id, at);
+
+-- Checkpoints removed by keep_checkpoints or cerebro.prune_checkpoints, so that asking for
+-- one says it was pruned (and under which keep) rather than that it never existed.
+create table cerebro.pruned_checkpoints (
+    config_id  int not null references cerebro.configs (config_id) on delete cascade,
+    epoch      int not null check (epoch >= 0),
+    keep       int not null check (keep > 0),     -- the keep_checkpoints it was pruned under
+    bytes      bigint not null default 0,         -- size of the model state it held
+    pruned_at  timestamptz not null default now(),
+    primary key (config_id, epoch)
+);
 
 -- ==== incremental/009-scheduler.sql ====
--- (placeholder: filled in by issue 12 work)
-select 1;
+-- The scheduler's own row says since when its process runs and the last error it recovered
+-- from (cerebro status and a human read them; the daemon never dies of an error, it records
+-- it here and in its log, and retries).
+alter table cerebro.schedulers
+    add column since         timestamptz,   -- the daemon process started (not this connection)
+    add column last_error    text,
+    add column last_error_at timestamptz;
 
 -- ==== idempotent/005-access.sql ====
 -- Access: who the session is (admin, scheduler, trusted statement, actor) and what it may
@@ -771,6 +906,27 @@ import os, sys
 if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import cache_info
 return cache_info(plpy, GD)
+$$;
+
+-- ==== idempotent/035-leadership.sql ====
+-- Leadership nobody can steal. The active scheduler holds the session advisory lock
+-- 1667592802 ("cerb"); any role can call pg_advisory_lock with that key, so a standby that
+-- cannot take it asks this function to end the sessions holding it that are not schedulers
+-- (roles outside cerebro_scheduler). Returns one row per ended session, for the log.
+-- Only the scheduler (and admins) may call it; it can end no other session.
+create or replace function cerebro._evict_lock_thieves()
+returns table (pid int, role name)
+language sql security definer set search_path = pg_catalog, pg_temp as $$
+with thieves as materialized (
+    select l.pid, a.usename
+      from pg_locks l
+      join pg_stat_activity a on a.pid = l.pid
+     where l.locktype = 'advisory' and l.granted
+       and l.database = (select oid from pg_database where datname = current_database())
+       and l.classid = 0 and l.objid = 1667592802 and l.objsubid = 1
+       and not pg_has_role(a.usesysid, 'cerebro_scheduler', 'member')
+)
+select pid, usename from thieves where pg_terminate_backend(pid)
 $$;
 
 -- ==== idempotent/040-workloads.sql ====
@@ -1372,6 +1528,215 @@ from cerebro_udfs.sql_api import export_model
 return export_model(plpy, config_id, epoch)
 $$;
 
+-- ==== idempotent/075-housekeeping.sql ====
+-- Housekeeping: what keeps a search that runs for days from filling the disk (the README's
+-- "Retention and disk use").
+--
+-- * Units (one row per sub-epoch) go `units_retention_days` after they ended, once their
+--   epoch is committed; a unit that has not ended, or belongs to the epoch its config is in
+--   now (the epoch commit sums it, the scheduler counts it), is never removed.
+-- * Events go `events_retention_days` after they happened, once their workload is idle: no
+--   active config and no event in that time (AutoML procedures read a workload's events).
+-- * Checkpoints: per config the newest `keep_checkpoints` (a launch option), always the
+--   latest (the scheduler continues from it, clone starts from it) and the best by the
+--   workload's objective; `cerebro.prune_checkpoints` does the same once, on request.
+--   Chunk rows of a removed checkpoint go with it (unless another row still refers to them).
+-- The scheduler runs cerebro._housekeeping() every few minutes. Everything here skips rows
+-- another transaction holds (SKIP LOCKED): housekeeping never waits, and whatever it skipped
+-- goes next time.
+
+-- A retention setting in days from cerebro.limits; 0 or a missing row means keep for ever.
+create or replace function cerebro._retention_days(name text) returns double precision
+language sql stable set search_path = pg_catalog, pg_temp as $$
+    select coalesce(cerebro._limit(name), 0)
+$$;
+
+-- The size of the model state a checkpoint or states row holds (a chunked state's whole
+-- size, not its reference's). Reads no more than the header of either.
+create or replace function cerebro._state_bytes(state bytea) returns bigint
+language sql immutable strict set search_path = pg_catalog, pg_temp as $$
+    select coalesce((cerebro._chunk_info(state) ->> 'size')::bigint,
+                    pg_catalog.octet_length(state))
+$$;
+
+-- The checkpoints of a workload that keep = `keep` removes: per config all but the newest
+-- `keep`, the latest and the best epoch by the workload's objective (ties: the later epoch).
+create or replace function cerebro._prunable_checkpoints(workload_id int, keep int)
+returns table (config_id int, epoch int)
+language sql stable set search_path = pg_catalog, pg_temp as $$
+    with scored as (
+        select k.config_id, k.epoch,
+               row_number() over (partition by k.config_id order by k.epoch desc) as newest,
+               case when w.objective_direction = 'max' then -v.value else v.value end as loss
+          from cerebro.checkpoints k
+          join cerebro.configs c on c.config_id = k.config_id
+          join cerebro.workloads w on w.workload_id = c.workload_id
+          left join lateral (
+              select cerebro.objective_value(m, w.objective) as value from cerebro.metrics m
+               where m.config_id = k.config_id and m.epoch = k.epoch) v on true
+         where c.workload_id = _prunable_checkpoints.workload_id
+    ), ranked as (
+        select s.*, row_number() over (partition by s.config_id
+                                       order by s.loss asc nulls last, s.epoch desc) as best
+          from scored s
+    )
+    select r.config_id, r.epoch from ranked r
+     where r.newest > greatest(keep, 1) and not (r.best = 1 and r.loss is not null)
+$$;
+
+-- Remove them, note each in cerebro.pruned_checkpoints, drop their chunks and record one
+-- 'prune_checkpoints' event as `actor`. Returns {checkpoints, bytes, chunks} removed. A
+-- workload being dropped (its row locked) is left alone.
+create or replace function cerebro._prune_checkpoints(workload_id int, keep int, actor text)
+returns jsonb language plpgsql set search_path = pg_catalog, pg_temp as $$
+declare
+    n bigint;
+    bytes bigint;
+    chunks bigint := 0;
+    blobs bytea[];
+begin
+    perform 1 from cerebro.workloads w where w.workload_id = _prune_checkpoints.workload_id
+        for key share skip locked;
+    if not found then
+        return jsonb_build_object('checkpoints', 0, 'bytes', 0, 'chunks', 0);
+    end if;
+    with gone as (
+        delete from cerebro.checkpoints k
+         where (k.config_id, k.epoch) in (
+                select x.config_id, x.epoch from cerebro.checkpoints x
+                 where (x.config_id, x.epoch) in (
+                       select p.config_id, p.epoch
+                         from cerebro._prunable_checkpoints(_prune_checkpoints.workload_id,
+                                                            keep) p)
+                   for update of x skip locked)
+        returning k.config_id, k.epoch, cerebro._state_bytes(k.state) as bytes,
+                  cerebro._chunk_blob(k.state) as blob
+    ), noted as (
+        insert into cerebro.pruned_checkpoints (config_id, epoch, keep, bytes)
+        select g.config_id, g.epoch, _prune_checkpoints.keep, g.bytes from gone g
+        on conflict (config_id, epoch) do update
+           set keep = excluded.keep, bytes = excluded.bytes, pruned_at = excluded.pruned_at
+    )
+    select count(*), coalesce(sum(g.bytes), 0),
+           array_agg(distinct g.blob) filter (where g.blob is not null)
+      into n, bytes, blobs from gone g;
+    -- a separate statement: it must see the deletes above (a clone may share a blob)
+    select coalesce(sum(cerebro._drop_unreferenced_chunks(b)), 0) into chunks
+      from unnest(blobs) b;
+    if n > 0 then
+        insert into cerebro.events (actor, workload_id, action, detail)
+        values (actor, _prune_checkpoints.workload_id, 'prune_checkpoints',
+                jsonb_build_object('keep', keep, 'checkpoints', n, 'bytes', bytes,
+                                   'chunks', chunks));
+    end if;
+    return jsonb_build_object('checkpoints', n, 'bytes', bytes, 'chunks', chunks);
+end
+$$;
+
+-- Prune a workload's checkpoints now: per config keep the newest `keep`, the latest and the
+-- best by the objective; a pruned epoch's evaluate/predict/export then says it was pruned.
+-- Only the workload's owner or an admin may (it cannot be undone). Returns checkpoints
+-- removed. For a workload that should stay pruned, launch it with options =>
+-- '{"keep_checkpoints": N}': the scheduler's housekeeping then applies it after every epoch.
+create or replace function cerebro.prune_checkpoints(workload text, keep int) returns bigint
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
+declare
+    w record;
+begin
+    select * into w from cerebro.workloads x where x.name = prune_checkpoints.workload;
+    if not found or not (w.owner = session_user or cerebro._is_admin()) then
+        raise exception 'cerebro: workload % does not exist or is not yours to prune',
+              pg_catalog.quote_literal(workload) using errcode = '42501';
+    end if;
+    if keep is null or keep < 1 then
+        raise exception 'cerebro: keep must be at least 1, got %', coalesce(keep::text, 'NULL')
+              using errcode = '22023',
+                    hint = 'the latest and the best checkpoint of each config are always kept';
+    end if;
+    return (cerebro._prune_checkpoints(w.workload_id, keep, cerebro.actor())
+            ->> 'checkpoints')::bigint;
+end
+$$;
+
+-- Units of committed epochs that ended `units_retention_days` ago. Returns rows removed.
+create or replace function cerebro._expire_units() returns bigint
+language sql set search_path = pg_catalog, pg_temp as $$
+    with days as (select cerebro._retention_days('units_retention_days') as n), gone as (
+        delete from cerebro.units u where u.unit_id in (
+            select x.unit_id from days, cerebro.units x join cerebro.configs c using (config_id)
+             where days.n > 0 and x.ended_at < now() - days.n * interval '1 day'
+               and x.epoch <= c.epoch
+               for update of x skip locked)
+        returning 1
+    )
+    select count(*) from gone
+$$;
+
+-- Events older than `events_retention_days` of idle workloads (no active config, no newer
+-- event) and of no workload; one 'expire_events' event says how many went. Returns rows
+-- removed.
+create or replace function cerebro._expire_events() returns bigint
+language sql set search_path = pg_catalog, pg_temp as $$
+    with days as (
+        select d.n, now() - d.n * interval '1 day' as cutoff
+          from (select cerebro._retention_days('events_retention_days') as n) d
+    ), gone as (
+        delete from cerebro.events e where e.event_id in (
+            select x.event_id from days, cerebro.events x
+             where days.n > 0 and x.at < days.cutoff
+               and (x.workload_id is null or x.workload_id in (
+                    select w.workload_id from cerebro.workloads w
+                     where not exists (select 1 from cerebro.configs c
+                                        where c.workload_id = w.workload_id
+                                          and c.status = 'active')
+                       and not exists (select 1 from cerebro.events y
+                                        where y.workload_id = w.workload_id
+                                          and y.at >= days.cutoff)))
+               for update of x skip locked)
+        returning 1
+    ), counted as (
+        select count(*) as n from gone
+    ), noted as (
+        insert into cerebro.events (actor, action, detail)
+        select 'system', 'expire_events', jsonb_build_object(
+                   'events', counted.n, 'retention_days', days.n, 'before', days.cutoff)
+          from counted, days where counted.n > 0
+    )
+    select n from counted
+$$;
+
+-- The scheduler's housekeeping, every few minutes (and any time an admin likes): every
+-- workload's keep_checkpoints, then the retention of units and events. Returns what it
+-- removed: {checkpoints, checkpoint_bytes, chunks, units, events}.
+create or replace function cerebro._housekeeping() returns jsonb
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
+declare
+    pruned record;
+begin
+    select coalesce(sum((p.r ->> 'checkpoints')::bigint), 0) as checkpoints,
+           coalesce(sum((p.r ->> 'bytes')::bigint), 0) as bytes,
+           coalesce(sum((p.r ->> 'chunks')::bigint), 0) as chunks
+      into pruned
+      from (select cerebro._prune_checkpoints(
+                       x.workload_id, floor((x.options ->> 'keep_checkpoints')::numeric)::int,
+                       'system') as r
+              from cerebro.workloads x
+             where jsonb_typeof(x.options -> 'keep_checkpoints') = 'number'
+               and (x.options ->> 'keep_checkpoints')::numeric >= 1) p;
+    return jsonb_build_object('checkpoints', pruned.checkpoints,
+                              'checkpoint_bytes', pruned.bytes, 'chunks', pruned.chunks,
+                              'units', cerebro._expire_units(),
+                              'events', cerebro._expire_events());
+end
+$$;
+
+-- Which checkpoints were pruned, for the workloads you may see (export/evaluate/predict read
+-- it to say so).
+alter table cerebro.pruned_checkpoints enable row level security;
+drop policy if exists visible on cerebro.pruned_checkpoints;
+create policy visible on cerebro.pruned_checkpoints for select
+    using (config_id in (select cerebro._visible_configs()));
+
 -- ==== idempotent/080-security.sql ====
 -- Security: who may see and steer which rows. The README's "Security model" describes it.
 --
@@ -1623,3 +1988,13 @@ grant execute on function
     cerebro._check_limit(text, double precision, text),
     cerebro._prepare_params(int, jsonb), cerebro.state_info(bytea)
     to cerebro_scheduler;
+
+-- leadership (035-leadership.sql): only the scheduler and admins evict a lock thief
+grant execute on function cerebro._evict_lock_thieves() to cerebro_scheduler, cerebro_admin;
+
+-- Retention and housekeeping (075-housekeeping.sql): users prune their own workloads'
+-- checkpoints (the verb checks ownership) and read which were pruned; only the scheduler and
+-- admins run the housekeeping, which alone deletes units and events.
+grant select on cerebro.pruned_checkpoints to cerebro_user;
+grant execute on function cerebro.prune_checkpoints(text, int) to cerebro_user;
+grant execute on function cerebro._housekeeping() to cerebro_scheduler, cerebro_admin;

@@ -61,6 +61,9 @@ def drill_down(
     pinned = {k: v for k, v in base.params.items() if k not in space}
     child_name = name or f"{w.name}/drill-{store.count_child_workloads(plpy, w.workload_id) + 1}"
     options = json.loads(options_json) if options_json else {}
+    if isinstance(options, dict) and launch.KEEP_CHECKPOINTS in w.options:
+        # the child keeps as few checkpoints as its parent unless told otherwise
+        options.setdefault(launch.KEEP_CHECKPOINTS, w.options[launch.KEEP_CHECKPOINTS])
     wid = launch.create(
         plpy,
         launch.Request(

@@ -112,6 +112,13 @@ def _checkpoint(plpy: Any, config: store.Config, epoch: int | None) -> tuple[int
             f"{config.epoch} epochs)",
             hint="a checkpoint is written at the end of every epoch",
         )
+    keep = store.pruned_checkpoint(plpy, config.config_id, epoch)
+    if keep is not None:
+        raise CerebroError(
+            f"config {config.config_id}: checkpoint of epoch {epoch} was pruned "
+            f"(keep_checkpoints = {keep}); epochs kept: {', '.join(map(str, have))}",
+            hint="use one of the epochs kept; launch with a larger keep_checkpoints to keep more",
+        )
     raise CerebroError(
         f"config {config.config_id} has no checkpoint of epoch {epoch}",
         hint=f"checkpointed epochs: {have}",

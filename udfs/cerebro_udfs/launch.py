@@ -144,17 +144,39 @@ def _check_search(r: Request, has_valid: bool) -> str:
     return direction
 
 
+# options every search takes (the procedures' own are checked by automl.check_options)
+KEEP_CHECKPOINTS = "keep_checkpoints"
+
+
+def keep_checkpoints(value: Any) -> int:
+    """The ``keep_checkpoints`` option: checkpoints kept per config besides the latest and
+    the best (the scheduler's housekeeping prunes the rest)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise CerebroError(
+            f"option keep_checkpoints must be a positive integer, got {value!r}",
+            hint="keep_checkpoints => N keeps each config's newest N checkpoints, its latest "
+            "and its best; leave it out to keep every checkpoint",
+        )
+    return value
+
+
 def _options(r: Request, n_partitions: int, caps: dict[str, float]) -> dict[str, Any]:
     if not isinstance(r.options, dict):
         raise CerebroError("options must be a JSON object")
-    if r.search in ("grid", "random") and r.options:
-        raise CerebroError(f"search {r.search!r} takes no options")
-    out = automl.check_options(r.search, r.options, r.max_epochs, n_partitions)
+    own = {k: v for k, v in r.options.items() if k != KEEP_CHECKPOINTS}
+    if r.search in ("grid", "random") and own:
+        raise CerebroError(
+            f"search {r.search!r} takes no options but {KEEP_CHECKPOINTS}",
+            hint=f"got {sorted(own)}",
+        )
+    out = automl.check_options(r.search, own, r.max_epochs, n_partitions)
     if "parallelism" in out:
         if "parallelism" in r.options:
             limits.check_value(caps, "max_parallelism", out["parallelism"], "options.parallelism")
         else:  # the default, one per partition, stays within the cap
             out["parallelism"] = min(out["parallelism"], int(caps["max_parallelism"]))
+    if KEEP_CHECKPOINTS in r.options:
+        out[KEEP_CHECKPOINTS] = keep_checkpoints(r.options[KEEP_CHECKPOINTS])
     return out
 
 

@@ -82,7 +82,7 @@ def clone(
     params = {**parent.params, **overrides}
     if max_epochs is not None and max_epochs < 1:
         raise CerebroError(f"max_epochs must be at least 1, got {max_epochs}")
-    ck = store.latest_checkpoint(plpy, config_id)
+    ck = store.latest_checkpoint(plpy, config_id, lock=not fresh)
     epoch = 0
     if ck and not fresh:
         epoch = ck[0]

@@ -549,16 +549,30 @@ def latest_objective(plpy: Any, config_id: int, objective: str) -> float | None:
 # ------------------------------------------------------------------------------ checkpoints
 
 
-def latest_checkpoint(plpy: Any, config_id: int) -> tuple[int, bytes] | None:
-    """(epoch, state) of a config's latest checkpoint."""
+def latest_checkpoint(plpy: Any, config_id: int, lock: bool = False) -> tuple[int, bytes] | None:
+    """(epoch, state) of a config's latest checkpoint; with ``lock``, row-locked (FOR SHARE)
+    until the transaction ends, so that housekeeping, which skips locked rows, does not prune
+    it (and drop its chunks) while a clone copies it."""
     row = _row(
         plpy,
         "select epoch, state from cerebro.checkpoints where config_id = $1 "
-        "order by epoch desc limit 1",
+        "order by epoch desc limit 1" + (" for share" if lock else ""),
         ["int"],
         [config_id],
     )
     return None if row is None else (int(row["epoch"]), row["state"])
+
+
+def pruned_checkpoint(plpy: Any, config_id: int, epoch: int) -> int | None:
+    """The keep_checkpoints a config's checkpoint of ``epoch`` was pruned under, or None if it
+    was not pruned."""
+    row = _row(
+        plpy,
+        "select keep from cerebro.pruned_checkpoints where config_id = $1 and epoch = $2",
+        ["int", "int"],
+        [config_id, epoch],
+    )
+    return None if row is None else int(row["keep"])
 
 
 def copy_checkpoint(plpy: Any, to_config: int, from_config: int, epoch: int) -> None:
