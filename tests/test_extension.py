@@ -10,6 +10,7 @@ from psycopg import sql
 import cerebro
 import cerebro_udfs
 from cerebro import build
+from cerebro.cluster import boot_session
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -116,6 +117,10 @@ def test_upgrade_from_0_1_0_keeps_data_and_matches_a_fresh_install(server_dsn):
         admin.execute("create database cerebro_upgrade_old")
     old = psycopg.conninfo.make_conninfo(server_dsn, dbname="cerebro_upgrade_old")
     with psycopg.connect(old, autocommit=True) as c:
+        # 0.1.0's functions import cerebro's code without reading cerebro_python.path, as
+        # every release before 0.4.0: cerebro up / install put it on sys.path first
+        c.execute("create extension plpython3u")
+        boot_session(c)
         c.execute("create extension cerebro version '0.1.0' cascade")
         # The Python on the server is the current version's, so the 0.1.0 data is written
         # with plain SQL, as 0.1.0's load_dataset stored it.

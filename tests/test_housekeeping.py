@@ -10,7 +10,10 @@ are made old by setting their timestamps back as the superuser; nothing waits on
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from typing import Any
 
 import psycopg
@@ -18,7 +21,7 @@ import pytest
 from psycopg import sql
 
 from cerebro.scheduler.housekeeping import KINDS, counts, housekeep
-from helpers import fresh_database, run_to_end, scheduler_dsn
+from helpers import fresh_database, run_to_end, scheduler_dsn, wait_for
 
 ROLES = {"hk_alice": "cerebro_user", "hk_bob": "cerebro_user", "hk_carol": "cerebro_admin"}
 GRID = {"learning_rate": {"choice": [0.01, 0.003]}}
@@ -186,6 +189,8 @@ def world(server_dsn):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CEREBRO_STATE_INLINE_MAX", "100")
         mp.setenv("CEREBRO_STATE_CHUNK_BYTES", "700")
+        # the tests below run housekeeping themselves, to see what each run removes
+        mp.setenv("CEREBRO_HOUSEKEEPING_S", "0")
         run_to_end(dsn)
     return dsn
 
@@ -517,3 +522,57 @@ def test_keep_checkpoints_is_a_launch_option_of_every_search(world):
         assert one(
             dsn, None, "select options from cerebro.workloads where workload_id = %s", [child]
         ) == {"keep_checkpoints": want}
+
+
+def test_the_daemon_applies_keep_checkpoints_by_itself(world):
+    """Nobody calls anything: the running daemon's periodic housekeeping (every
+    CEREBRO_HOUSEKEEPING_S) prunes a finished workload down to what keep_checkpoints keeps."""
+    dsn = world
+    wid = launch(
+        dsn,
+        "daemon-keep1",
+        space=json.dumps({"learning_rate": {"choice": [0.02]}}),
+        max_epochs=3,
+        options='{"keep_checkpoints": 1}',
+    )
+    env = {**os.environ, "CEREBRO_HOUSEKEEPING_S": "1"}
+    p = subprocess.Popen(
+        [sys.executable, "-m", "cerebro.cli", "scheduler", "--dsn", scheduler_dsn(dsn)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        (cid,) = configs(dsn, "daemon-keep1")
+        wait_for(
+            dsn,
+            "select status from cerebro.configs where config_id = %s",
+            lambda s: s == "completed",
+            params=[cid],
+        )
+        # from the metrics alone (the checkpoints may be pruned already): latest and best
+        losses = dict(
+            run(
+                dsn,
+                None,
+                "select epoch, valid_loss from cerebro.metrics where config_id = %s",
+                [cid],
+            )
+        )
+        best = min(losses, key=lambda e: (losses[e], -e))
+        want = {3, best}
+        wait_for(
+            dsn,
+            "select array_agg(epoch order by epoch) from cerebro.checkpoints where config_id = %s",
+            lambda epochs: set(epochs) == want,
+            params=[cid],
+        )
+    finally:
+        p.terminate()
+        out, _ = p.communicate(timeout=120)
+    assert "housekeeping removed" in out, out
+    assert one(
+        dsn, None, "select count(*) from cerebro.pruned_checkpoints where config_id = %s", [cid]
+    ) == 3 - len(want)
+    assert wid

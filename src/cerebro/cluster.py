@@ -402,7 +402,15 @@ def allow_scheduler_login(conn: psycopg.Connection) -> None:
         )
 
 
+def boot_session(conn: psycopg.Connection) -> None:
+    """Put cerebro's code on this backend's sys.path now. The functions of releases before
+    0.4.0 import it without reading cerebro_python.path, and an upgrade from one of them
+    runs some of them before replacing them."""
+    conn.execute(f"do $$\n{BOOT}$$ language plpython3u")
+
+
 def create_or_update_extension(conn: psycopg.Connection) -> None:
+    boot_session(conn)
     row = conn.execute("select extversion from pg_extension where extname = 'cerebro'").fetchone()
     if row is None:
         conn.execute("create extension cerebro cascade")

@@ -16,6 +16,7 @@ scheduler's row of ``cerebro.schedulers`` (``last_error``).
 from __future__ import annotations
 
 import logging
+import os
 import random
 import signal
 import threading
@@ -31,6 +32,7 @@ from ..schedule import ConfigView, pick
 from . import leadership
 from . import statements as S
 from .connections import Listener, Workers, connect, error_message
+from .housekeeping import housekeep
 from .planning import Planner
 from .recovery import recover
 from .runner import UnitRunner
@@ -44,6 +46,9 @@ SHORT_WAIT_S = 0.05  # while units run, or a re-plan is due soon
 # from the shortest again after one that led
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 DEFER_S = 5.0  # a deferred unit's config waits this long before it is planned again
+# retention and keep_checkpoints (housekeeping.py) run this often; CEREBRO_HOUSEKEEPING_S in
+# the environment changes it, 0 turns it off
+HOUSEKEEPING_S = 300.0
 
 
 @dataclass
@@ -55,6 +60,7 @@ class _Turn:
     dirty: bool = True  # something changed since the last plan
     last_refresh: float = 0.0
     last_beat: float = 0.0
+    last_housekeeping: float | None = None  # None: not yet in this session (runs first)
     deferred: dict[int, float] = field(default_factory=dict)  # config -> not before (monotonic)
 
 
@@ -78,6 +84,7 @@ class Scheduler:
         self.workers = Workers(dsn)
         self.health = leadership.Health()
         self.led = False  # the current session has taken leadership and recovered
+        self.housekeeping_s = float(os.environ.get("CEREBRO_HOUSEKEEPING_S", HOUSEKEEPING_S))
         self.runner = UnitRunner(self.workers, on_epoch or (lambda info: None))
 
     def run(self) -> None:
@@ -108,11 +115,11 @@ class Scheduler:
             self.conn = connect(self.dsn, "cerebro scheduler")
             listener.notified(0)  # LISTEN before the first plan: nothing is missed
             leadership.acquire(self.conn, self.stop_event, self.health, len(self.workers))
-            if self.stop_event.is_set():
-                return
-            recover(self.conn)
-            self.led = True
-            self._loop(Planner(self.conn), listener)
+            if not self.stop_event.is_set():
+                recover(self.conn)
+                self.led = True
+                self._loop(Planner(self.conn), listener)
+            self.conn.execute(S.FORGET_ME)  # a clean exit: no stale row for cerebro status
         finally:
             self.workers.close()
             listener.close()
@@ -139,6 +146,7 @@ class Scheduler:
             while True:
                 now = time.monotonic()
                 self._beat(turn, now)
+                self._housekeep(turn, now)
                 if self.stop_event.is_set() and not turn.running:
                     break
                 if (
@@ -159,6 +167,25 @@ class Scheduler:
             assert self.conn is not None
             leadership.heartbeat(self.conn, "leader", len(self.workers), self.health)
             turn.last_beat = now
+
+    def _housekeep(self, turn: _Turn, now: float) -> None:
+        """Retention and keep_checkpoints, when due. It skips rows others hold, so it never
+        waits; an error postpones it to the next round (unless the connection broke)."""
+        due = turn.last_housekeeping is None or now - turn.last_housekeeping > self.housekeeping_s
+        if self.housekeeping_s <= 0 or not due:
+            return
+        turn.last_housekeeping = now
+        assert self.conn is not None
+        try:
+            removed = housekeep(self.conn)
+        except psycopg.Error as e:
+            if self.conn.broken:
+                raise
+            log.warning("housekeeping postponed: %s", error_message(e))
+            self.health.error(f"housekeeping postponed: {error_message(e)}")
+            return
+        if any(removed.values()):
+            log.info("housekeeping removed %s", removed)
 
     def _plan(self, turn: _Turn, planner: Planner, pool: ThreadPoolExecutor, now: float) -> None:
         """Re-read the runnable configs and start a unit on every idle worker that has one."""
