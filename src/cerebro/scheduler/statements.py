@@ -30,6 +30,7 @@ HEARTBEAT = (
     "since = excluded.since, last_error = excluded.last_error, "
     "last_error_at = excluded.last_error_at"
 )
+FORGET_ME = "delete from cerebro.schedulers where pid = pg_backend_pid()"
 # a session of another role holding the key: end it (the function can end nothing else)
 EVICT_LOCK_THIEVES = "select pid, role from cerebro._evict_lock_thieves()"
 # pg_terminate_backend returns before the backend has exited and released its locks
