@@ -103,7 +103,7 @@ drop function if exists cerebro.predict(int, text, text, text, int, int);
 --                 from its checkpoint, as after a crash of the server.
 --   units         not only a log: the validation partitions done this epoch and the epoch's
 --                 metrics come from its 'ok' rows; a unit in flight at the dump (open row) is
---                 booked 'lost' by the restored scheduler's recovery and runs again.
+--                 booked 'lost' by the restore (below) and runs again.
 --   events        the audit trail, and the history the AutoML procedures read.
 --   state_chunks  the bytes of chunked states and checkpoints.
 --   weights       the uploads' rows; their files live in the data directory
@@ -140,9 +140,9 @@ select pg_catalog.pg_extension_config_dump('cerebro.limits', '');
 -- A restore runs with session_replication_role = replica (superuser only; README): the
 -- catalog's triggers exist as soon as CREATE EXTENSION ran, before the data is loaded, and
 -- must not treat restored rows as new steering (owners from the session, the config state
--- machine, events, NOTIFY, foreign keys checked row by row). The two triggers below are the
--- only ones that act then, and they act only then: never in normal use. (The one on models
--- fires always, to say what to do when a dump is restored without replica.)
+-- machine, events, NOTIFY, foreign keys checked row by row). The three triggers below are
+-- the only ones that act then, and they act only then: never in normal use. (The one on
+-- models fires always, to say what to do when a dump is restored without replica.)
 create function cerebro._restore_model() returns trigger
 language plpgsql set search_path = pg_catalog, pg_temp as $$
 begin
@@ -182,6 +182,25 @@ $$;
 create trigger restore_replaces before insert on cerebro.limits
     for each row execute function cerebro._restore_limit();
 alter table cerebro.limits enable replica trigger restore_replaces;
+
+create function cerebro._restore_unit() returns trigger
+language plpgsql set search_path = pg_catalog, pg_temp as $$
+begin
+    -- a unit that was running when the dump was taken never commits here: booked lost at
+    -- once, as a scheduler's recovery would (a scheduler may be running here already), so
+    -- that its backend_pid, the old server's, is never taken for a backend of this one
+    -- (cerebro.stop(..., immediate => true) cancels the backend of an open unit)
+    if new.ended_at is null then
+        new.outcome := 'lost';
+        new.ended_at := now();
+        new.error := 'in flight when the database was dumped';
+    end if;
+    return new;
+end
+$$;
+create trigger restore_closes before insert on cerebro.units
+    for each row execute function cerebro._restore_unit();
+alter table cerebro.units enable replica trigger restore_closes;
 
 -- ==== incremental/008-retention.sql ====
 -- 0.4.0: nothing grows without bound. A search runs for days: units (one row per sub-epoch)
