@@ -237,6 +237,8 @@ create table cerebro.pruned_checkpoints (
     pruned_at  timestamptz not null default now(),
     primary key (config_id, epoch)
 );
+-- user data: pg_dump keeps it (see 007-dump.sql)
+select pg_catalog.pg_extension_config_dump('cerebro.pruned_checkpoints', '');
 
 -- ==== incremental/009-scheduler.sql ====
 -- The scheduler's own row says since when its process runs and the last error it recovered

@@ -333,3 +333,26 @@ def test_a_dump_restored_into_a_new_cluster_trains_on_where_it_left_off(
     # sub-epoch; without them, each epoch in progress starts over from its checkpoint
     assert assert_trained_on(dsn, restored, dumped) == 0
     assert assert_trained_on(dsn, empty, dumped) == mid_epoch >= 1
+
+
+def test_every_catalog_table_of_user_data_is_dumped(dsn: str) -> None:
+    """pg_dump skips an extension's tables unless they are marked: every table of schema
+    cerebro holds user data and must be (only the schedulers' runtime rows are not)."""
+    with psycopg.connect(dsn, autocommit=True) as c:
+        tables = {
+            r[0]
+            for r in c.execute(
+                "select relname from pg_class where relnamespace = 'cerebro'::regnamespace "
+                "and relkind in ('r', 'p')"
+            )
+        }
+        marked = {
+            r[0]
+            for r in c.execute(
+                "select c.relname from pg_extension e, unnest(e.extconfig) t(oid) "
+                "join pg_class c on c.oid = t.oid where e.extname = 'cerebro' "
+                "and c.relkind in ('r', 'p')"
+            )
+        }
+    assert len(tables) >= 15
+    assert tables - marked == {"schedulers"}
