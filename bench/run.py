@@ -27,6 +27,7 @@ import p6_load
 import p7_optuna
 import p8_roster
 import p9_predict
+import r1_recovery
 import s1_security
 
 
@@ -72,6 +73,10 @@ def _figures(r: dict) -> str:
             "; ".join(f"{k} {a:.1f}/{b:.1f} ms" for k, (a, b) in r["medians_ms"].items())
             + f" (alice/superuser, {r['configs']} configs x {r['epochs']} epochs)"
         )
+    if r["id"] == "R1":
+        return f"cold start {r['cold_start_s']:.1f} s; " + ", ".join(
+            f"{k} {v:.1f} s" for k, v in r["recoveries"].items()
+        )
     if r["id"] == "P7":
         return f"cerebro {r['cerebro_seconds']:.1f} s, optuna {r['optuna_seconds']:.1f} s"
     return ""
@@ -94,6 +99,7 @@ def main() -> None:
         ("P8", lambda: p8_roster.run(server)),
         ("P9", lambda: p9_predict.run(server)),
         ("S1", lambda: s1_security.run(server)),
+        ("R1", lambda: r1_recovery.run(server)),
     )
     only = set(sys.argv[1:])
     for name, bench in benches:

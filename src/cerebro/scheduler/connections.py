@@ -110,6 +110,21 @@ class Workers:
             conn.close()
         self.conns.clear()
 
+    def keep_alive(self) -> list[int]:
+        """Keep the connections that still answer (a new session reuses them, with the
+        decoded partitions and compiled models their backends cache: a leader or listener
+        fault then costs no TensorFlow start-up); close the others. Returns the backend
+        pids kept. Called between sessions, when no unit runs."""
+        for j, conn in list(self.conns.items()):
+            try:
+                if conn.closed or conn.broken:
+                    raise psycopg.OperationalError("closed")
+                conn.execute("select 1")
+            except psycopg.Error:
+                conn.close()
+                del self.conns[j]
+        return [c.info.backend_pid for c in self.conns.values()]
+
 
 def one(
     conn: psycopg.Connection, query: str | sql.Composed, params: Params | None = None

@@ -92,20 +92,26 @@ class Scheduler:
         they fail (with ``once``, an error ends the run instead: it is a tool, not a
         daemon)."""
         failures = 0
-        while not self.stop_event.is_set():
-            self.led = False
-            try:
-                self._session()
-                return
-            except Exception as e:
-                if self.once:
-                    raise
-                if self.led:  # the session worked: this is a new fault, not the same one
-                    failures = 0
-                delay = BACKOFF_S[min(failures, len(BACKOFF_S) - 1)]
-                failures += 1
-                self._report(e, delay)
-                self.stop_event.wait(delay)
+        try:
+            while not self.stop_event.is_set():
+                self.led = False
+                try:
+                    self._session()
+                    return
+                except Exception as e:
+                    if self.once:
+                        raise
+                    if self.led:  # the session worked: this is a new fault, not the same one
+                        failures = 0
+                    delay = BACKOFF_S[min(failures, len(BACKOFF_S) - 1)]
+                    if _server_coming_back(e):
+                        delay = BACKOFF_S[0]  # it says so itself: try again soon
+                    else:
+                        failures += 1
+                    self._report(e, delay)
+                    self.stop_event.wait(delay)
+        finally:
+            self.workers.close()
 
     def _session(self) -> None:
         """One session: connect, take leadership, recover, loop. Every connection it opened
@@ -116,12 +122,12 @@ class Scheduler:
             listener.notified(0)  # LISTEN before the first plan: nothing is missed
             leadership.acquire(self.conn, self.stop_event, self.health, len(self.workers))
             if not self.stop_event.is_set():
-                recover(self.conn)
+                recover(self.conn, self.workers.keep_alive())
                 self.led = True
                 self._loop(Planner(self.conn), listener)
             self.conn.execute(S.FORGET_ME)  # a clean exit: no stale row for cerebro status
         finally:
-            self.workers.close()
+            # the workers stay open for the next session (keep_alive); run() closes them
             listener.close()
             if self.conn is not None:
                 self.conn.close()
@@ -248,6 +254,15 @@ class Scheduler:
         if self.fixed_workers:
             return self.fixed_workers
         return max([max(c.n_train, c.n_valid) for c in configs] or [0])
+
+
+def _server_coming_back(e: Exception) -> bool:
+    """The server refused the connection because it is starting up, in crash recovery or
+    shutting down for a restart (SQLSTATE 57P03; a refused connection carries it only in its
+    message)."""
+    return isinstance(e, psycopg.OperationalError) and (
+        e.sqlstate == "57P03" or "the database system is" in str(e)
+    )
 
 
 def serve(dsn: str, workers: int | None = None, once: bool = False, poll: float = 1.0) -> None:

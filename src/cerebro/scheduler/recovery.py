@@ -17,10 +17,11 @@ from .connections import one
 log = logging.getLogger("cerebro.scheduler")
 
 
-def recover(conn: psycopg.Connection) -> None:
-    """Forget dead schedulers, end their workers, book their units lost, drop orphan chunks."""
+def recover(conn: psycopg.Connection, own_workers: list[int] | None = None) -> None:
+    """Forget dead schedulers, end their workers (but ``own_workers``, this process's idle
+    backends), book their units lost, drop orphan chunks."""
     conn.execute(S.FORGET_DEAD_SCHEDULERS)
-    conn.execute(S.END_ORPHAN_WORKERS)
+    conn.execute(S.END_ORPHAN_WORKERS, [own_workers or []])
     n = conn.execute(S.LOSE_UNITS_IN_FLIGHT).rowcount
     if n:
         log.info("recovered: %d unit(s) in flight were lost and will run again", n)

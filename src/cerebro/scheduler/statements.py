@@ -43,11 +43,12 @@ FORGET_DEAD_SCHEDULERS = (
     "pg_stat_activity a where a.pid = s.pid)"
 )
 # Backends of a dead scheduler may still be finishing a unit; they can never commit (their
-# client is gone), but end them so they stop using CPU and locks.
+# client is gone), but end them so they stop using CPU and locks. This process's own idle
+# workers, kept from its previous session with their caches, are spared.
 END_ORPHAN_WORKERS = (
     "select pg_terminate_backend(pid) from pg_stat_activity where "
     "datname = current_database() and application_name like 'cerebro worker %%' "
-    "and usename = current_user and pid <> pg_backend_pid()"
+    "and usename = current_user and pid <> pg_backend_pid() and pid <> all(%s::int[])"
 )
 LOSE_UNITS_IN_FLIGHT = (
     "update cerebro.units set outcome = 'lost', ended_at = clock_timestamp(), "
