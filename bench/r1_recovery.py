@@ -107,10 +107,11 @@ def run(server: str) -> dict[str, Any]:
     launch(dsn, "r1", epochs=30)
     state = Path(tempfile.mkdtemp(prefix="cerebro-r1-")) / "scheduler.json"
     since = _now(dsn)
+    log = (state.parent / "daemon.log").open("wb")  # the timeline of each recovery
     daemon = subprocess.Popen(
         [*SUPERVISE, "--dsn", _common.scheduler_dsn(dsn), "--state", str(state)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         cwd=_workload.ROOT,
         start_new_session=True,
     )
@@ -124,9 +125,10 @@ def run(server: str) -> dict[str, Any]:
     finally:
         daemon.terminate()
         daemon.wait(timeout=120)
+        log.close()
         _workload.drop_db(server, DB)
     worst = max(recoveries.values())
-    print(f"  cold start: {cold:.1f} s; slowest recovery {worst:.1f} s")
+    print(f"  cold start: {cold:.1f} s; slowest recovery {worst:.1f} s (log: {log.name})")
     return {
         "id": "R1",
         "what": "slowest recovery from a fault ÷ the daemon's cold start",
