@@ -144,14 +144,26 @@ def launch(
         ).fetchone()[0]
 
 
-def scheduler(dsn: str, *extra: str) -> subprocess.Popen:
-    """The scheduler daemon as a subprocess (stdout and stderr merged into a pipe)."""
+def scheduler(dsn: str, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """The scheduler daemon as a subprocess (stdout and stderr merged into a pipe);
+    ``env`` adds to this process's environment."""
     return subprocess.Popen(
         [sys.executable, "-m", "cerebro.cli", "scheduler", "--dsn", scheduler_dsn(dsn), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def wait_all_completed(dsn: str, timeout: float = 300) -> None:
+    """Until every config of the database is completed (state-based)."""
+    wait_for(
+        dsn,
+        "select count(*) from cerebro.configs where status <> 'completed'",
+        lambda n: n == 0,
+        timeout=timeout,
     )
 
 

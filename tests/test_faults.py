@@ -38,7 +38,9 @@ from helpers import (
     launch,
     make_db,
     run_to_end,
+    scheduler,
     scheduler_dsn,
+    wait_all_completed,
     wait_for,
 )
 
@@ -349,13 +351,7 @@ def test_a_full_disk_defers_units_and_fails_nothing(
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute(f"alter table cerebro.states set tablespace {space}")
     filler = _fill(mnt)
-    p = subprocess.Popen(
-        [sys.executable, "-m", "cerebro.cli", "scheduler", "--dsn", scheduler_dsn(dsn)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=ROOT,
-    )
+    p = scheduler(dsn)
     try:
         deferred = wait_for(
             dsn,
@@ -370,12 +366,7 @@ def test_a_full_disk_defers_units_and_fails_nothing(
             done = c.execute("select count(*) from cerebro.metrics").fetchone()[0]
         assert (failed, done) == (0, 0)
         filler.unlink()  # space returns
-        wait_for(
-            dsn,
-            "select count(*) from cerebro.configs where status <> 'completed'",
-            lambda n: n == 0,
-            timeout=300,
-        )
+        wait_all_completed(dsn, timeout=300)
     finally:
         p.terminate()
         out, _ = p.communicate(timeout=120)
@@ -395,14 +386,7 @@ def test_a_forgotten_open_transaction_does_not_stall_the_search(server_dsn: str)
     person = psycopg.connect(dsn)  # not autocommit: the transaction stays open
     (first,) = person.execute("select min(config_id) from cerebro.configs").fetchone()
     person.execute("update cerebro.configs set priority = 1 where config_id = %s", [first])
-    p = subprocess.Popen(
-        [sys.executable, "-m", "cerebro.cli", "scheduler", "--dsn", scheduler_dsn(dsn)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "CEREBRO_LOCK_TIMEOUT_S": "1"},
-    )
+    p = scheduler(dsn, env={"CEREBRO_LOCK_TIMEOUT_S": "1"})
     try:
         wait_for(  # every other config finishes while the lock is held
             dsn,
@@ -429,4 +413,38 @@ def test_a_forgotten_open_transaction_does_not_stall_the_search(server_dsn: str)
     # its units were not started: each waited 1 s for the lock, then was deferred
     assert "unit not started: canceling statement due to lock timeout" in out, out
     assert "another session holds a lock on the config; retried" in out
+    assert_exactly_once(dsn, epochs=1)
+
+
+def test_too_few_connections_defer_units_with_a_clear_message(server_dsn: str) -> None:
+    """The server refuses the daemon's second worker connection (the role's CONNECTION
+    LIMIT stands in for max_connections): its units are deferred, the reason is in
+    cerebro.schedulers.last_error with what to raise, and once connections are available
+    again the search finishes exactly once."""
+    dsn = make_db(server_dsn, "cerebro_test_conn_limit")
+    launch(dsn, "limit", epochs=1)
+    p = None
+    with psycopg.connect(server_dsn, autocommit=True) as admin:
+        # leader + listener + one worker: partition 1's worker cannot connect
+        admin.execute("alter role cerebro_scheduler connection limit 3")
+        try:
+            p = scheduler(dsn)
+            error = wait_for(
+                dsn,
+                "select string_agg(last_error, ' ') from cerebro.schedulers",
+                lambda e: e is not None and "too many connections" in e,
+            )
+            assert "raise the server's max_connections" in error, error
+            with psycopg.connect(dsn, autocommit=True) as c:  # nothing failed meanwhile
+                assert c.execute(
+                    "select count(*) from cerebro.configs where status = 'failed'"
+                ).fetchone() == (0,)
+        finally:
+            admin.execute("alter role cerebro_scheduler connection limit -1")
+    try:
+        wait_all_completed(dsn, timeout=300)
+    finally:
+        if p is not None:
+            p.terminate()
+            p.communicate(timeout=120)
     assert_exactly_once(dsn, epochs=1)

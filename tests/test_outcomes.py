@@ -61,5 +61,9 @@ def test_only_a_config_fault_can_fail_a_config() -> None:
 def test_the_advice_names_what_to_raise() -> None:
     _, text = _classify(psycopg.errors.TooManyConnections("sorry, too many clients"), ALIVE)
     assert "max_connections" in text
+    refused = psycopg.OperationalError(  # a refused connection: no SQLSTATE, only text
+        'connection failed: FATAL:  too many connections for role "cerebro_scheduler"'
+    )
+    assert "max_connections" in _classify(refused, ALIVE)[1]
     _, text = _classify(psycopg.errors.DiskFull("No space left on device"), ALIVE)
     assert "space returns" in text

@@ -235,6 +235,7 @@ class Scheduler:
             log.debug("unit %s %s", unit, outcome)
             if outcome == "deferred":
                 turn.deferred[unit.view.config_id] = time.monotonic() + DEFER_S
+                self.health.error(self.runner.last_deferral)  # in cerebro.schedulers too
             turn.dirty = True
         if listener.notified(0):
             turn.dirty = True

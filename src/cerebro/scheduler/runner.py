@@ -108,6 +108,7 @@ class UnitRunner:
     def __init__(self, workers: Workers, on_epoch: Callable[[dict[str, Any]], None]) -> None:
         self.workers = workers
         self.on_epoch = on_epoch
+        self.last_deferral = ""  # why the last deferred unit was (the loop reports it)
 
     def run(self, unit: Unit) -> str:
         """Run one unit on its worker connection; returns its outcome (the booking's key).
@@ -117,8 +118,11 @@ class UnitRunner:
         try:
             conn = self.workers.get(unit.worker)
             row = conn.execute(S.START_UNIT, unit.args()).fetchone()
-        except _TRANSIENT as e:
-            log.warning("worker %d: unit not started: %s", unit.worker, _explain(e))
+        except psycopg.Error as e:
+            if not isinstance(e, _TRANSIENT) and not _too_many_connections(e):
+                raise  # the server is unreachable: the loop starts a new session
+            self.last_deferral = f"worker {unit.worker}: unit not started: {_explain(e)}"
+            log.warning("%s", self.last_deferral)
             return "deferred"
         if row is None:
             return "skipped"  # stopped, paused or moved on since we planned it
@@ -200,6 +204,8 @@ class UnitRunner:
                     },
                 )
                 _count_against_config(conn, b, unit, error)
+        if not b.fails:
+            self.last_deferral = f"config {unit.view.config_id}: deferred: {error}"
         log.log(
             b.level,
             b.message,
@@ -210,7 +216,7 @@ class UnitRunner:
                 "error": error,
             },
         )
-        return b.outcome
+        return "deferred" if not b.fails else b.outcome
 
 
 def _classify(e: Exception, conn: psycopg.Connection) -> tuple[str, str]:
@@ -235,7 +241,7 @@ def _explain(e: Exception) -> str:
     if not isinstance(e, psycopg.Error):
         return str(e)
     msg = error_message(e)
-    if isinstance(e, psycopg.errors.TooManyConnections):
+    if _too_many_connections(e):
         msg += (
             " (the scheduler needs one connection per partition plus two: raise the "
             "server's max_connections, or use fewer partitions)"
@@ -245,6 +251,16 @@ def _explain(e: Exception) -> str:
     elif isinstance(e, psycopg.errors.LockNotAvailable):
         msg += " (another session holds a lock on the config; retried)"
     return msg
+
+
+def _too_many_connections(e: Exception) -> bool:
+    """The server refused a connection for want of slots (max_connections, or the role's
+    CONNECTION LIMIT). A refused connection carries its SQLSTATE only in its message."""
+    text = str(e)
+    return isinstance(e, psycopg.errors.TooManyConnections) or (
+        isinstance(e, psycopg.OperationalError)
+        and ("too many clients" in text or "too many connections" in text)
+    )
 
 
 def _check_state(conn: psycopg.Connection, args: dict[str, Any]) -> None:
