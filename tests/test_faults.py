@@ -425,8 +425,13 @@ def test_too_few_connections_defer_units_with_a_clear_message(server_dsn: str) -
     launch(dsn, "limit", epochs=1)
     p = None
     with psycopg.connect(server_dsn, autocommit=True) as admin:
-        # leader + listener + one worker: partition 1's worker cannot connect
-        admin.execute("alter role cerebro_scheduler connection limit 3")
+        # leader + listener + one worker: partition 1's worker cannot connect (on top of
+        # what the role already uses, e.g. the daemon `cerebro up` started for database
+        # cerebro)
+        (used,) = admin.execute(
+            "select count(*) from pg_stat_activity where usename = 'cerebro_scheduler'"
+        ).fetchone()
+        admin.execute(f"alter role cerebro_scheduler connection limit {used + 3:d}")
         try:
             p = scheduler(dsn)
             error = wait_for(
