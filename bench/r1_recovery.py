@@ -23,7 +23,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common
 import _workload
-from helpers import launch, make_db
+from helpers import launch, make_db, wait_through_restarts
 
 DB = "cerebro_bench_r1"
 TARGET = 1.5  # slowest recovery ÷ cold start (lower is better)
@@ -52,15 +51,7 @@ def _backend(app: str) -> str:
 
 
 def _poll(dsn: str, query: str, predicate: Callable[[Any], bool], **kw: Any) -> Any:
-    """wait_for that rides out a resetting server."""
-    deadline = time.monotonic() + 600
-    while True:
-        try:
-            return _common.wait_for(dsn, query, predicate, timeout=600, **kw)
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    return wait_through_restarts(dsn, query, predicate, timeout=600, **kw)
 
 
 def _now(dsn: str) -> dt.datetime:

@@ -99,6 +99,21 @@ def scheduler_dsn(dsn: str) -> str:
     return psycopg.conninfo.make_conninfo(dsn, user="cerebro_scheduler")
 
 
+def wait_through_restarts(
+    dsn: str, query: str, predicate: Callable[[Any], bool], timeout: float = 300, **kw: Any
+) -> Any:
+    """``wait_for`` while faults are injected: the server may be resetting or restarting,
+    so a refused or broken connection means "not yet", until the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return wait_for(dsn, query, predicate, max(deadline - time.monotonic(), 1), **kw)
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)  # the server is restarting: retry the connection
+
+
 def fresh_conn(dsn: str) -> psycopg.Connection:
     """A new backend: empty GD, so nothing is served from a cache."""
     return psycopg.connect(dsn, autocommit=True)

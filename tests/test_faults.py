@@ -18,10 +18,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import psycopg
@@ -42,6 +40,7 @@ from helpers import (
     scheduler_dsn,
     wait_all_completed,
     wait_for,
+    wait_through_restarts,
 )
 
 pytestmark = pytest.mark.slow
@@ -80,28 +79,13 @@ def supervised(server_dsn: str, tmp_path: Path) -> Iterator[tuple[str, Path]]:
         print((tmp_path / "daemon.log").read_text()[-4000:])
 
 
-def _poll(
-    dsn: str, query: str, predicate: Callable[[Any], bool], timeout: float = 300, **kw: Any
-) -> Any:
-    """helpers.wait_for through the faults: the server may be resetting or restarting, so a
-    refused or broken connection means "not yet", until the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return wait_for(dsn, query, predicate, max(deadline - time.monotonic(), 1), **kw)
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)  # the server is restarting: retry the connection
-
-
 def _now(dsn: str) -> dt.datetime:
-    return _poll(dsn, "select clock_timestamp()", lambda t: t is not None)
+    return wait_through_restarts(dsn, "select clock_timestamp()", lambda t: t is not None)
 
 
 def _one_pid(dsn: str, query: str) -> int:
     """The pid a query names, once there is one (state-based wait)."""
-    return int(_poll(dsn, query, lambda pid: pid is not None))
+    return int(wait_through_restarts(dsn, query, lambda pid: pid is not None))
 
 
 def _terminate(dsn: str, query: str) -> str:
@@ -182,7 +166,7 @@ def test_the_search_survives_every_fault_and_finishes_exactly_once(
         faults = [f for f in faults if f[1] is not _restart_server]
     table = []
     for name, inject in faults:
-        active = _poll(
+        active = wait_through_restarts(
             dsn,
             "select count(*) from cerebro.configs where status = 'active'",
             lambda n: n is not None,
@@ -191,7 +175,7 @@ def test_the_search_survives_every_fault_and_finishes_exactly_once(
         how = inject(dsn)
         since = _now(dsn)
         # recovered: a unit started after the fault has committed
-        ended = _poll(
+        ended = wait_through_restarts(
             dsn,
             "select min(ended_at) from cerebro.units where outcome = 'ok' and started_at > %s",
             lambda t: t is not None,
@@ -199,7 +183,7 @@ def test_the_search_survives_every_fault_and_finishes_exactly_once(
             params=[since],
         )
         table.append((name, how, (ended - since).total_seconds()))
-    _poll(
+    wait_through_restarts(
         dsn,
         "select count(*) from cerebro.configs where status <> 'completed'",
         lambda n: n == 0,

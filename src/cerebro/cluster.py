@@ -374,17 +374,15 @@ def size_connections(conn: psycopg.Connection) -> int | None:
     None when it was large enough."""
     row = conn.execute(
         "select cerebro._limit('max_partitions')::int + 2 + %s, "
-        "current_setting('max_connections')::int "
-        "- current_setting('superuser_reserved_connections')::int",
+        "current_setting('max_connections')::int, "
+        "current_setting('superuser_reserved_connections')::int",
         [USER_CONNECTIONS],
     ).fetchone()
     assert row is not None  # a select without FROM returns one row
-    needed, available = row
-    if available >= needed:
+    needed, total, reserved = row
+    if total - reserved >= needed:
         return None
-    reserved = conn.execute("show superuser_reserved_connections").fetchone()
-    assert reserved is not None
-    new = needed + int(reserved[0])
+    new = needed + reserved
     conn.execute(f"alter system set max_connections = {new:d}")
     return new
 
