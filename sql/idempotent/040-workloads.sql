@@ -67,6 +67,24 @@ drop trigger if exists notify_scheduler on cerebro.workloads;
 create trigger notify_scheduler after insert or update of status, priority
     on cerebro.workloads for each statement execute function cerebro._notify();
 
+-- Wake the watchers (cerebro tensorboard, cerebro top, cerebro ui: LISTEN cerebro_metrics /
+-- cerebro_events) when an epoch commits or an event is recorded. No payload: a listener of
+-- one role must not learn of another's work; it re-reads what row-level security shows it.
+-- A separate channel, so the scheduler is not woken by its own epoch commits.
+create or replace function cerebro._notify_watchers() returns trigger
+language plpgsql set search_path = pg_catalog, pg_temp as $$
+begin
+    perform pg_notify('cerebro_' || tg_table_name, '');
+    return null;
+end
+$$;
+drop trigger if exists notify_watchers on cerebro.metrics;
+create trigger notify_watchers after insert or update on cerebro.metrics
+    for each statement execute function cerebro._notify_watchers();
+drop trigger if exists notify_watchers on cerebro.events;
+create trigger notify_watchers after insert on cerebro.events
+    for each statement execute function cerebro._notify_watchers();
+
 -- The value of a workload's objective in one metrics row (NULL when not measured).
 create or replace function cerebro.objective_value(m cerebro.metrics, objective text)
 returns double precision language sql immutable set search_path = pg_catalog, pg_temp as $$

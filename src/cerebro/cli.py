@@ -279,5 +279,22 @@ def build_sql() -> None:
     click.echo(f"wrote {build()}")
 
 
+# The watching and steering tools (issue 13), each a click command in its own module; the
+# modules import their heavy libraries (tensorboard, matplotlib, textual, dash) only when run.
+def _add_tools() -> None:
+    from .board import command as tensorboard_command
+    from .plot import command as plot_command
+    from .top import command as top_command
+    from .ui import command as ui_command
+
+    main.add_command(tensorboard_command, "tensorboard")
+    main.add_command(plot_command, "plot")
+    main.add_command(top_command, "top")
+    main.add_command(ui_command, "ui")
+
+
+_add_tools()
+
+
 if __name__ == "__main__":
     main()

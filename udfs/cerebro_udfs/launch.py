@@ -146,6 +146,19 @@ def _check_search(r: Request, has_valid: bool) -> str:
 
 # options every search takes (the procedures' own are checked by automl.check_options)
 KEEP_CHECKPOINTS = "keep_checkpoints"
+DESCRIPTION = "description"  # free text a person (or the web UI's form) gives a workload
+COMMON_OPTIONS = (KEEP_CHECKPOINTS, DESCRIPTION)
+MAX_DESCRIPTION = 2000  # characters
+
+
+def description(value: Any) -> str:
+    """The ``description`` option: shown beside the workload's name (``cerebro ui``)."""
+    if not isinstance(value, str) or len(value) > MAX_DESCRIPTION:
+        raise CerebroError(
+            f"option description must be a text of at most {MAX_DESCRIPTION} characters",
+            hint='options => \'{"description": "what this search is for"}\'',
+        )
+    return value
 
 
 def keep_checkpoints(value: Any) -> int:
@@ -163,10 +176,10 @@ def keep_checkpoints(value: Any) -> int:
 def _options(r: Request, n_partitions: int, caps: dict[str, float]) -> dict[str, Any]:
     if not isinstance(r.options, dict):
         raise CerebroError("options must be a JSON object")
-    own = {k: v for k, v in r.options.items() if k != KEEP_CHECKPOINTS}
+    own = {k: v for k, v in r.options.items() if k not in COMMON_OPTIONS}
     if r.search in ("grid", "random") and own:
         raise CerebroError(
-            f"search {r.search!r} takes no options but {KEEP_CHECKPOINTS}",
+            f"search {r.search!r} takes no options but {' and '.join(COMMON_OPTIONS)}",
             hint=f"got {sorted(own)}",
         )
     out = automl.check_options(r.search, own, r.max_epochs, n_partitions)
@@ -177,6 +190,8 @@ def _options(r: Request, n_partitions: int, caps: dict[str, float]) -> dict[str,
             out["parallelism"] = min(out["parallelism"], int(caps["max_parallelism"]))
     if KEEP_CHECKPOINTS in r.options:
         out[KEEP_CHECKPOINTS] = keep_checkpoints(r.options[KEEP_CHECKPOINTS])
+    if DESCRIPTION in r.options:
+        out[DESCRIPTION] = description(r.options[DESCRIPTION])
     return out
 
 
