@@ -114,8 +114,9 @@ class Scheduler:
             self.workers.close()
 
     def _session(self) -> None:
-        """One session: connect, take leadership, recover, loop. Every connection it opened
-        is closed when it ends, however it ends."""
+        """One session: connect, take leadership, recover, loop. Its leader and listener
+        connections are closed when it ends, however it ends; the worker connections stay
+        open for the next session (warm caches), and ``run`` closes them when it returns."""
         listener = Listener(self.dsn, S.LISTEN)
         try:
             self.conn = connect(self.dsn, "cerebro scheduler")
