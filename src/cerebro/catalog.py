@@ -307,3 +307,14 @@ def _first(row: Any) -> Any:
     if isinstance(row, dict):
         return next(iter(row.values()))
     return row[0]
+
+
+# -- issue 13 part 3 (cerebro top) ------------------------------------------------------------
+
+
+def progress(conn: psycopg.Connection) -> list[dict[str, Any]]:
+    """``cerebro.progress`` alone: one row per visible workload (configs by status, epochs
+    done/total, units/min, ETA). Unlike ``workloads()`` it joins nothing, so a workload
+    shared with a role that may not see its datasets (RLS on ``cerebro.datasets``) is
+    still listed."""
+    return _rows(conn, "select * from cerebro.progress order by workload_id")
