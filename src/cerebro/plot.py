@@ -187,7 +187,7 @@ def curves_figure(data: Curves) -> Figure:
 
     shown = chosen(data.configs, data.top)
     series = _series(data.points)
-    keys = varying_keys(shown)
+    keys = varying_keys(data.configs)  # the same labels with or without --top
     colors = dict(zip([c["config_id"] for c in shown], _colors(len(shown)), strict=True))
     fig = Figure(figsize=FIGSIZE, dpi=DEFAULT_DPI)
     grid = fig.add_gridspec(
@@ -244,7 +244,7 @@ def _draw_epoch_line(ax: Axes, row: dict[str, Any], s: _Series, color: Any, labe
         ax.annotate(
             f"#{cid} cloned from #{row.get('parent_config')}",
             (last.epoch, last.value),
-            xytext=(8, -12),
+            xytext=(10, 8),
             textcoords="offset points",
             fontsize=8,
             color=color,
