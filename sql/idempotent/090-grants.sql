@@ -17,6 +17,9 @@ grant select on cerebro.leaderboard, cerebro.progress, cerebro.learning_curves
 grant execute on function cerebro._sees_workload(int, boolean), cerebro._sees_dataset(name),
     cerebro._visible_workloads(boolean), cerebro.objective_value(cerebro.metrics, text)
     to cerebro_reader;
+-- the BI views (046-bi.sql), for readers and users alike (each sees what the views filter)
+grant select on cerebro.bi_configs, cerebro.bi_curves, cerebro.bi_timeline, cerebro.bi_events
+    to cerebro_reader, cerebro_user;
 
 -- cerebro_user: own datasets, workloads and configs; everything else through the verbs
 grant select on cerebro.models, cerebro.limits, cerebro.datasets, cerebro.buffers,
