@@ -17,11 +17,13 @@ from typing import Any
 
 import numpy as np
 import psycopg
-from rich.console import Console, Group
+from rich import box
+from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.live import Live
 from rich.table import Table
 
 from .cluster import Cluster
+from .params_text import summarise, varying_keys
 
 WORKLOAD = "digits-demo"
 SPACE = {
@@ -31,6 +33,8 @@ SPACE = {
 }
 EPOCHS = 5
 SEED = 2026
+MIN_PARAMS = 24  # below this the leaderboard drops its borders, then its last column
+PIPE_WIDTH = 100  # `make demo | cat`, CI logs: no terminal to ask
 
 
 def load_digits_table(conn: psycopg.Connection) -> None:
@@ -87,20 +91,61 @@ def _progress(conn: psycopg.Connection) -> Group:
     return Group(head, _board(conn, "live leaderboard"))
 
 
-def _board(conn: psycopg.Connection, title: str) -> Table:
-    t = Table(title=title)
-    for col in ("rank", "config", "status", "epochs", "best valid_loss", "last valid_loss"):
-        t.add_column(col, no_wrap=True)
-    t.add_column("params", overflow="fold")
-    for r in conn.execute(
+def _board(conn: psycopg.Connection, title: str) -> Leaderboard:
+    rows = conn.execute(
         "select rank, config_id, status, epochs, max_epochs, best_objective, "
         "last_objective, params from cerebro.leaderboard where workload = %s "
         "order by rank, config_id",
         [WORKLOAD],
-    ):
-        shown = " ".join(f"{k}={json.dumps(r[7][k], separators=(',', ':'))}" for k in SPACE)
-        t.add_row(str(r[0]), str(r[1]), r[2], f"{r[3]}/{r[4]}", _fmt(r[5]), _fmt(r[6]), shown)
-    return t
+    ).fetchall()
+    return Leaderboard(rows, title)
+
+
+class Leaderboard:
+    """The leaderboard laid out for the width it is printed at (known only at render time:
+    the live view and a pipe differ). Every column stays on one line: params are summarised
+    to the room left (``params_text``) and anything still too long ends in an ellipsis, so
+    a narrow terminal or a CI log never shows the params one character per line."""
+
+    def __init__(self, rows: list[tuple[Any, ...]], title: str, objective: str = "valid_loss"):
+        self.rows = rows
+        self.title = title
+        self.objective = objective
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.table(options.max_width)
+
+    def table(self, width: int) -> Table:
+        """Full headers and borders when they fit; else short headers, no borders, and
+        without the last objective when even that leaves params too little room."""
+        for wide, last in ((True, True), (False, True), (False, False)):
+            cells = [self._cells(r, wide, last) for r in self.rows]
+            heads = self._heads(wide, last)
+            fixed = sum(max(len(c) for c in col) for col in zip(heads, *cells, strict=True))
+            room = width - fixed - (3 * len(heads) + 4 if wide else 3 * len(heads))
+            if room >= MIN_PARAMS or not last:
+                break
+        first = varying_keys(r[7] for r in self.rows)
+        style = box.HEAVY_HEAD if wide else box.SIMPLE_HEAD
+        t = Table(title=self.title, box=style, show_edge=wide, pad_edge=wide)
+        for h in (*heads, "params"):
+            t.add_column(h, no_wrap=True, overflow="ellipsis")
+        for r, c in zip(self.rows, cells, strict=True):
+            t.add_row(*c, summarise(r[7], max(room, 1), first=first))
+        return t
+
+    def _heads(self, wide: bool, last: bool) -> list[str]:
+        o = self.objective
+        heads = ["rank", "config", "status", "epochs", f"best {o}", f"last {o}"]
+        if not wide:
+            heads = ["#", "id", "status", "ep", "best", "last"]
+        return heads if last else heads[:-1]
+
+    @staticmethod
+    def _cells(r: tuple[Any, ...], wide: bool, last: bool) -> list[str]:
+        status = r[2] if wide or r[2] != "completed" else "done"
+        cells = [str(r[0]), str(r[1]), status, f"{r[3]}/{r[4]}", _fmt(r[5]), _fmt(r[6])]
+        return cells if last else cells[:-1]
 
 
 def _load(conn: psycopg.Connection, console: Console) -> None:
@@ -165,7 +210,8 @@ def _watch(conn: psycopg.Connection, console: Console, dsn: str) -> None:
 
 
 def main() -> None:
-    console = Console()
+    piped = not os.isatty(1) and not os.environ.get("COLUMNS")
+    console = Console(width=PIPE_WIDTH if piped else None)
     dsn = os.environ.get("CEREBRO_DSN") or Cluster.default().conninfo()
     with psycopg.connect(dsn, autocommit=True) as conn:
         console.print(f"[bold]cerebro demo[/] on {dsn}")
