@@ -49,7 +49,9 @@ def connect(dsn: str) -> psycopg.Connection[dict[str, Any]]:
 
 def workloads(conn: psycopg.Connection) -> list[dict[str, Any]]:
     """One row per visible workload: ``cerebro.progress`` plus model, datasets, max_epochs,
-    parent workload and owner."""
+    parent workload and owner. The datasets are left-joined: row-level security hides
+    another owner's datasets from a role a workload was shared with (train/valid are then
+    NULL), and the workload must still show."""
     return _rows(
         conn,
         "select p.*, m.name as model, w.max_epochs, w.parent_workload, w.owner, "
@@ -58,7 +60,7 @@ def workloads(conn: psycopg.Connection) -> list[dict[str, Any]]:
         "       td.name as train, vd.name as valid "
         "  from cerebro.progress p join cerebro.workloads w using (workload_id) "
         "  join cerebro.models m using (model_id) "
-        "  join cerebro.datasets td on td.dataset_id = w.train_dataset "
+        "  left join cerebro.datasets td on td.dataset_id = w.train_dataset "
         "  left join cerebro.datasets vd on vd.dataset_id = w.valid_dataset "
         " order by p.workload_id",
     )
