@@ -261,17 +261,18 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
 # -- the command -------------------------------------------------------------------------------
 
 
-def watch(dsn: str, board: Board, poll: float) -> None:
+def follow(
+    listener: psycopg.Connection[Any], conn: psycopg.Connection[Any], board: Board, poll: float
+) -> None:
     """Sync after every committed epoch or recorded event (or every ``poll`` seconds), until
     interrupted. One connection listens and another reads, so a notification that arrives
-    during a read waits in the listener's socket for the next ``wait_news``."""
-    with _connect(dsn) as listener, _connect(dsn) as conn:
-        catalog.listen(listener, catalog.METRICS_CHANNEL, catalog.EVENTS_CHANNEL)
-        while True:
-            written = board.sync(conn)
-            if written:
-                _report(board, written)
-            catalog.wait_news(listener, poll)
+    during a read (or while TensorBoard starts) waits in the listener's socket for the next
+    ``wait_news``."""
+    while True:
+        catalog.wait_news(listener, poll)
+        written = board.sync(conn)
+        if written:
+            _report(board, written)
 
 
 def _connect(dsn: str) -> psycopg.Connection[Any]:
@@ -355,19 +356,21 @@ def command(
 
 
 def _serve(dsn: str, board: Board, port: int, poll: float, no_server: bool) -> None:
-    """The first sync, then TensorBoard (unless ``no_server``), then sync until interrupted;
-    TensorBoard is stopped however this ends."""
+    """LISTEN, the first sync, then TensorBoard (unless ``no_server``), then sync until
+    interrupted; TensorBoard is stopped however this ends. Listening starts before the first
+    read, so an epoch committed in between is not missed."""
     _terminate_on_sigterm()
     board.logdir.mkdir(parents=True, exist_ok=True)
     proc = None
     try:
-        if not no_server:
-            with _connect(dsn) as conn:
-                _report(board, board.sync(conn))
-            proc, log = start_server(board.logdir, port)
-            click.echo(f"TensorBoard: http://127.0.0.1:{port}/ (pid {proc.pid}, log {log})")
-        click.echo("watching for new epochs (Ctrl-C to stop)")
-        watch(dsn, board, poll)
+        with _connect(dsn) as listener, _connect(dsn) as conn:
+            catalog.listen(listener, catalog.METRICS_CHANNEL, catalog.EVENTS_CHANNEL)
+            _report(board, board.sync(conn))
+            if not no_server:
+                proc, log = start_server(board.logdir, port)
+                click.echo(f"TensorBoard: http://127.0.0.1:{port}/ (pid {proc.pid}, log {log})")
+            click.echo("watching for new epochs (Ctrl-C to stop)")
+            follow(listener, conn, board, poll)
     except KeyboardInterrupt:
         click.echo("stopped")
     finally:
