@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,7 @@ import pytest
 from psycopg import sql
 
 from cerebro import catalog
-from helpers import DB_SUFFIX, launch, make_db, run_to_end
+from helpers import DB_SUFFIX, launch, make_db, scheduler, wait_all_completed, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "contrib" / "grafana" / "cerebro-dashboard.json"
@@ -225,7 +226,7 @@ def _user_workload(dsn: str, user: str) -> None:
 @pytest.fixture(scope="module")
 def world(server_dsn: str) -> Iterator[dict[str, Any]]:
     """The finished database and its roles (reader, user1, user2); drops them afterwards.
-    It trains through the scheduler twice (about a minute): the tests using it are slow."""
+    It trains through the scheduler daemon (about a minute): the tests using it are slow."""
     tag = (DB_SUFFIX.strip("_") + "_" + uuid.uuid4().hex[:6]).strip("_").lower()
     roles = {"reader": f"bi_{tag}", "user1": f"bi_u1_{tag}", "user2": f"bi_u2_{tag}"}
     dsn = make_db(server_dsn, "cerebro_test_bi")
@@ -238,19 +239,16 @@ def world(server_dsn: str) -> Iterator[dict[str, Any]]:
                     sql.SQL("grant select on public.src to {}").format(sql.Identifier(roles[k]))
                 )
         yield _build(dsn, roles)
-    finally:
-        with psycopg.connect(server_dsn, autocommit=True) as c:
-            c.execute(
-                sql.SQL("drop database if exists {} with (force)").format(
-                    sql.Identifier(psycopg.conninfo.conninfo_to_dict(dsn)["dbname"])
-                )
-            )
-            for role in roles.values():
-                c.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(role)))
+    finally:  # the database stays, like every test's (the next run recreates it)
+        names = sql.SQL(", ").join(sql.Identifier(r) for r in roles.values())
+        with psycopg.connect(dsn, autocommit=True) as c:
+            c.execute(sql.SQL("drop owned by {}").format(names))
+            c.execute(sql.SQL("drop role {}").format(names))
 
 
 def _build(dsn: str, roles: dict[str, str]) -> dict[str, Any]:
-    """Train 'bi1' (with a human stop/resume) and the users' workloads, then a clone."""
+    """Train 'bi1' (with a human stop/resume) and the users' workloads, and a clone of a
+    finished config."""
     wid = launch(dsn, "bi1", BI_SPACE, epochs=2)
     for k in ("user1", "user2"):
         _user_workload(dsn, roles[k])
@@ -258,10 +256,25 @@ def _build(dsn: str, roles: dict[str, str]) -> dict[str, Any]:
         ids = [r["config_id"] for r in catalog.configs(c, "bi1")]
         catalog.stop(c, ids[0])
         catalog.resume(c, ids[0])
-    run_to_end(dsn)
-    with catalog.connect(dsn) as c:
-        clone = catalog.clone(c, ids[0], {"learning_rate": 0.001}, max_epochs=3)
-    run_to_end(dsn)
+    daemon = scheduler(dsn)  # one daemon for both rounds: its start-up is most of the cost
+    try:
+        wait_for(
+            dsn,
+            "select status from cerebro.configs where config_id = %s",
+            lambda s: s == "completed",
+            timeout=300,
+            params=[ids[0]],
+        )
+        with catalog.connect(dsn) as c:
+            clone = catalog.clone(c, ids[0], {"learning_rate": 0.001}, max_epochs=3)
+        wait_all_completed(dsn)
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
     return {"dsn": dsn, "roles": roles, "workload_id": wid, "configs": ids, "clone": clone}
 
 

@@ -93,13 +93,9 @@ def world(server_dsn: str) -> Iterator[dict[str, Any]]:
         launch(dsn, "gp1", SPACE, epochs=2)
         run_to_end(dsn)
         yield {"dsn": psycopg.conninfo.make_conninfo(dsn, user=role)}
-    finally:
-        with psycopg.connect(server_dsn, autocommit=True) as c:
-            name = psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
-            c.execute(
-                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
-            )
-            c.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(role)))
+    finally:  # the database stays, like every test's (the next run recreates it)
+        with psycopg.connect(dsn, autocommit=True) as c:
+            c.execute(sql.SQL("drop role {}").format(sql.Identifier(role)))
 
 
 def test_leaderboard_and_curves_as_greenplum_python_dataframes(gp_python, world, tmp_path: Path):
