@@ -48,6 +48,7 @@ format: setup
 # PYTEST_ARGS='-m "not server"' runs the pure tests without a server; '-m "not slow"' skips
 # the end-to-end training tests
 test: setup lint
+	@PYTHON=$(PYTHON) bash tools/system-packages.sh --browser
 	$(CEREBRO) up
 	$(PY) -m pytest $(PYTEST_ARGS)
 

@@ -38,14 +38,19 @@ as_nobody = pytest.mark.skipif(
 )
 
 
-def run(sysroot: Path, *, user: str | None = None, **env: str) -> subprocess.CompletedProcess:
+BROWSER_PACKAGES = ["chromium", "chromium-driver"]  # the web UI's browser test (--browser)
+
+
+def run(
+    sysroot: Path, *args: str, user: str | None = None, **env: str
+) -> subprocess.CompletedProcess:
     environ = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "CEREBRO_SYSROOT": str(sysroot),
         "CEREBRO_DRY_RUN": "1",
         **env,
     }
-    cmd = ["bash", str(SCRIPT)]
+    cmd = ["bash", str(SCRIPT), *args]
     if user is not None:
         cmd = ["runuser", "-u", user, "--", "env", *(f"{k}={v}" for k, v in environ.items()), *cmd]
     return subprocess.run(
@@ -74,6 +79,12 @@ def make_ready(root: Path) -> None:
     (root / "usr/lib/postgresql/15/lib").mkdir(parents=True)
     (root / "usr/lib/postgresql/15/lib/plpython3.so").write_bytes(b"")
     (root / "usr/bin/python3.11").symlink_to(SYSTEM_PYTHON)
+
+
+def make_browser_ready(root: Path) -> None:
+    """What Debian's chromium and chromium-driver install where the script looks."""
+    executable(root / "usr/bin/chromium")
+    executable(root / "usr/bin/chromedriver")
 
 
 @pytest.fixture()
@@ -162,8 +173,7 @@ def test_normal_user_on_a_ready_machine_is_silent(world_readable_dir):
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
 
 
-@pytest.mark.parametrize("target", ["setup", "demo", "test", "up", "bench"])
-def test_make_checks_system_packages_before_the_venv(target, tmp_path):
+def make_dry_run(target: str, tmp_path: Path) -> list[str]:
     proc = subprocess.run(
         ["make", "-n", "-B", target, f"VENV={tmp_path / 'venv'}"],
         cwd=ROOT,
@@ -172,8 +182,75 @@ def test_make_checks_system_packages_before_the_venv(target, tmp_path):
         timeout=60,
         check=True,
     )
-    lines = proc.stdout.splitlines()
-    script = [i for i, ln in enumerate(lines) if "bash tools/system-packages.sh" in ln]
+    return proc.stdout.splitlines()
+
+
+@pytest.mark.parametrize("target", ["setup", "demo", "test", "up", "bench"])
+def test_make_checks_system_packages_before_the_venv(target, tmp_path):
+    lines = make_dry_run(target, tmp_path)
+    script = [
+        i
+        for i, ln in enumerate(lines)
+        if "bash tools/system-packages.sh" in ln and "--browser" not in ln
+    ]
     venv = [i for i, ln in enumerate(lines) if " -m venv " in ln]
-    assert len(script) == 1 and len(venv) == 1, proc.stdout
+    assert len(script) == 1 and len(venv) == 1, lines
     assert script[0] < venv[0]
+
+
+# -- the browser (--browser / CEREBRO_BROWSER=1) ----------------------------------------------
+
+
+def test_bare_machine_with_browser_lists_chromium_and_its_driver_too(tmp_path):
+    assert missing(run(tmp_path, "--browser")) == EVERY_PACKAGE + BROWSER_PACKAGES
+    assert missing(run(tmp_path, CEREBRO_BROWSER="1")) == EVERY_PACKAGE + BROWSER_PACKAGES
+
+
+def test_without_the_flag_no_browser_is_needed(tmp_path):
+    make_ready(tmp_path)  # no chromium in the sysroot
+    proc = run(tmp_path)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+
+
+def test_ready_machine_with_browser_is_silent(tmp_path):
+    make_ready(tmp_path)
+    make_browser_ready(tmp_path)
+    proc = run(tmp_path, "--browser")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+
+
+@pytest.mark.parametrize(
+    ("remove", "package"),
+    [("usr/bin/chromium", "chromium"), ("usr/bin/chromedriver", "chromium-driver")],
+)
+def test_one_missing_browser_file_is_one_missing_package(tmp_path, remove, package):
+    make_ready(tmp_path)
+    make_browser_ready(tmp_path)
+    (tmp_path / remove).unlink()
+    assert missing(run(tmp_path, "--browser")) == [package]
+
+
+@needs_root
+def test_browser_as_root_installs_chromium_with_apt(tmp_path):
+    make_ready(tmp_path)
+    proc = run(tmp_path, "--browser")
+    assert proc.returncode == 0, proc.stderr
+    commands = [ln[2:] for ln in proc.stdout.splitlines() if ln.startswith("+ ")]
+    assert commands[0].split()[:2] == ["apt-get", "update"]
+    assert [w for w in commands[1].split()[4:] if not w.startswith("-")] == BROWSER_PACKAGES
+
+
+def test_an_unknown_argument_is_refused(tmp_path):
+    proc = run(tmp_path, "--chrome")
+    assert proc.returncode == 2
+    assert "unknown argument '--chrome'" in proc.stderr
+
+
+def test_make_test_and_ci_check_the_browser_but_demo_does_not(tmp_path):
+    browser = "bash tools/system-packages.sh --browser"
+    assert sum(browser in ln for ln in make_dry_run("test", tmp_path)) == 1
+    assert not any(browser in ln for ln in make_dry_run("demo", tmp_path))
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert [ln for ln in ci if "tools/system-packages.sh" in ln and not ln.startswith("#")] == [
+        browser
+    ]

@@ -8,6 +8,10 @@
 #   /usr/lib/postgresql/$PG_MAJOR/lib/plpython3.so  postgresql-plpython3-$PG_MAJOR
 #   $PYTHON, and that it imports venv+ensurepip  pythonX.Y, pythonX.Y-venv
 #   make                                         make
+# and with --browser (or CEREBRO_BROWSER=1), for the web UI's browser test (tests/test_ui.py):
+#   /usr/bin/chromium                            chromium
+#   /usr/bin/chromedriver                        chromium-driver
+# (`make test` and .ci/run pass --browser; `make demo` and the rest do not need a browser.)
 # Nothing missing: prints nothing and exits 0 (it is fast: one Python start).
 # Something missing, as root: `apt-get update`, then
 #   `DEBIAN_FRONTEND=noninteractive apt-get install -y <the missing packages>`.
@@ -26,7 +30,19 @@
 #                             is run as DIR$PYTHON. apt-get itself is the real one.
 #   CEREBRO_DRY_RUN=1         print the apt-get commands (each after "+ ") instead of running
 #                             them.
+#   CEREBRO_BROWSER=1         the same as --browser.
 set -euo pipefail
+
+BROWSER=${CEREBRO_BROWSER:-}
+for arg in "$@"; do
+    case $arg in
+    --browser) BROWSER=1 ;;
+    *)
+        echo "cerebro: unknown argument '$arg' (the only one is --browser)" >&2
+        exit 2
+        ;;
+    esac
+done
 
 PG_MAJOR=${PG_MAJOR:-15}
 PYTHON=${PYTHON:-/usr/bin/python3.11}
@@ -68,6 +84,11 @@ else
 fi
 
 have_command make || need+=(make)
+
+if [ -n "$BROWSER" ]; then # Debian's names; selenium drives them headless
+    [ -x "$SYSROOT/usr/bin/chromium" ] || need+=(chromium)
+    [ -x "$SYSROOT/usr/bin/chromedriver" ] || need+=(chromium-driver)
+fi
 
 if [ ${#need[@]} -eq 0 ] && [ ${#unfixable[@]} -eq 0 ]; then
     exit 0
