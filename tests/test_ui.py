@@ -342,7 +342,7 @@ def bad_script_is_refused_verbatim(driver: Any, db: str, tmp_path: Path) -> None
 
 
 @pytest.mark.slow
-def test_the_five_panels_steer_a_live_search(db: str, ui: str, browser: Any, tmp_path: Path):
+def test_the_five_panels_steer_a_live_search(browser: Any, db: str, ui: str, tmp_path: Path):
     driver = browser
     driver.get(ui)
     actor = one(db, "select cerebro.actor()")
