@@ -24,8 +24,6 @@ import pytest
 
 from helpers import ROOT, fetch_all, launch, make_db, scheduler, wait_all_completed, wait_for
 
-pytestmark = pytest.mark.slow  # trains real models through the scheduler daemon
-
 CLONE_LR = 0.0007
 TWO = {"hidden": {"choice": [[8]]}, "learning_rate": {"choice": [0.01, 0.003]}}
 
@@ -244,6 +242,7 @@ def scalar_count(steps: Counter) -> int:
     return sum(n for (_, _, step), n in steps.items() if step >= 1)
 
 
+@pytest.mark.slow  # the module's search trains through the scheduler daemon
 def test_follows_the_search_live(search: dict[str, Any]) -> None:
     """Only LISTEN could have brought the epochs in (the follower polls every 600 s): every
     epoch of cerebro.metrics, the clone's inherited history included, each step once."""
@@ -263,6 +262,7 @@ def test_follows_the_search_live(search: dict[str, Any]) -> None:
     assert search["follower"].returncode == 0
 
 
+@pytest.mark.slow  # the module's search trains through the scheduler daemon
 def test_event_files_hold_exactly_the_metrics(search: dict[str, Any], tmp_path: Path) -> None:
     dsn, parent, clone = search["dsn"], search["parent"], search["clone"]
     done = once(dsn, tmp_path)
@@ -320,6 +320,7 @@ def assert_params(directory: Path, run: str, params: dict[str, Any]) -> None:
         assert f"| {k} | {json.dumps(v)} |" in markdown
 
 
+@pytest.mark.slow  # the module's search trains through the scheduler daemon
 def test_unknown_workload_is_named(search: dict[str, Any], tmp_path: Path) -> None:
     done = once(search["dsn"], tmp_path, "--workload", "no_such_workload")
     assert done.returncode != 0
@@ -340,6 +341,7 @@ def get_json(url: str) -> Any:
         return json.load(r)
 
 
+@pytest.mark.slow  # the module's search trains through the scheduler daemon
 def test_serves_tensorboard_and_stops_it(search: dict[str, Any], tmp_path: Path) -> None:
     dsn, clone = search["dsn"], search["clone"]
     port = free_port()
@@ -358,11 +360,38 @@ def test_serves_tensorboard_and_stops_it(search: dict[str, Any], tmp_path: Path)
         assert [(step, value) for _, step, value in points] == [
             (step, value) for step, (value, _) in sorted(want[f"tb/{clone}"]["valid_loss"].items())
         ]
+        # the HParams dashboard: the clone's new learning rate, its last valid_loss (epoch 3)
+        group = session_group(url, f"tb/{clone}")
+        assert group["hparams"]["learning_rate"] == CLONE_LR
+        [last] = [m for m in group["metricValues"] if m["name"]["tag"] == "valid_loss"]
+        assert (last["trainingStep"], last["value"]) == (
+            3,
+            want[f"tb/{clone}"]["valid_loss"][3][0],
+        )
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        stop(proc)
     assert proc.returncode == 0
     wait_until(lambda: not _alive(pid), 10, f"TensorBoard (pid {pid}) to exit")
+
+
+def session_group(url: str, name: str) -> dict[str, Any]:
+    """One session group as the HParams dashboard asks for it (a POST, XSRF header)."""
+    body = {
+        "experimentName": "",
+        "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_RUNNING"],
+        "colParams": [],
+        "startIndex": 0,
+        "sliceSize": 100,
+    }
+    request = urllib.request.Request(
+        f"{url}/data/plugin/hparams/session_groups",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "X-XSRF-Protected": "1"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as r:
+        groups = json.load(r)["sessionGroups"]
+    [group] = [g for g in groups if g["name"] == name]
+    return dict(group)
 
 
 def _alive(pid: int) -> bool:
@@ -372,3 +401,16 @@ def _alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_run_names_stay_inside_the_logdir() -> None:
+    """Workload names are free text: one that could climb out of the logdir, or hide, is
+    percent-encoded; ordinary names are the run names as they are."""
+    from cerebro.board import hparam_value, run_dir_name
+
+    assert [run_dir_name(n) for n in ["tb", "x.y-z_1", "a/b", "..", ".x", "my wl"]] == [
+        "tb", "x.y-z_1", "a%2Fb", "%2E%2E", "%2Ex", "my%20wl"
+    ]  # fmt: skip
+    assert [hparam_value(v) for v in [3, 0.5, True, "adam", [16, 8], None, {"b": 1}]] == [
+        3, 0.5, True, "adam", "[16, 8]", "null", '{"b": 1}'
+    ]  # fmt: skip

@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections import defaultdict
 from dataclasses import dataclass
@@ -180,8 +182,8 @@ class Board:
     def _open(self, config: dict[str, Any]) -> Run:
         """Start a run's event file afresh: the old event files of the run (from an earlier
         ``cerebro tensorboard``) are removed, so a step never appears twice."""
-        name = f"{config['workload']}/{config['config_id']}"
-        directory = self.logdir / config["workload"] / str(config["config_id"])
+        name = f"{run_dir_name(config['workload'])}/{config['config_id']}"
+        directory = self.logdir / name
         directory.mkdir(parents=True, exist_ok=True)
         for old in directory.glob(EVENT_PREFIX + "*"):
             old.unlink()
@@ -192,6 +194,14 @@ class Board:
         run = Run(name, path)
         self.runs[config["config_id"]] = run
         return run
+
+
+def run_dir_name(workload: str) -> str:
+    """The workload's directory name: the name itself, percent-encoded when it could leave
+    the logdir or hide (workload names are free text: ``a/b``, ``..``, ``.x``)."""
+    if re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", workload):
+        return workload
+    return urllib.parse.quote(workload, safe="").replace(".", "%2E")
 
 
 def _append(path: Path, events: list[Any]) -> None:
