@@ -2,7 +2,9 @@
 selenium against the command started as a subprocess, on a live workload that the scheduler
 daemon trains. Every click is checked where it must land: in the catalog (cerebro.workloads,
 cerebro.configs, cerebro.events with actor human:<role>), not only on the page. Each panel's
-screenshot goes to docs/screenshots/ (the README links them).
+screenshot goes to docs/screenshots/ (the README links them). A second browser test runs the
+page as a plain ``cerebro_user`` login: row-level security decides what it shows, the server
+refuses what the role may not do (in its own words), and its clicks are audited as its role.
 
 chromium and chromedriver are system packages (`make test` and .ci/run install them with
 tools/system-packages.sh --browser): when they are missing this test FAILS, it does not skip.
@@ -18,13 +20,15 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
-from helpers import ROOT, make_db, scheduler, wait_for
+from helpers import DB_SUFFIX, ROOT, fetch_all, launch, make_db, scheduler, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -63,12 +67,13 @@ def db(server_dsn: str) -> Iterator[str]:
         daemon.communicate(timeout=60)
 
 
-@pytest.fixture(scope="module")
-def ui(db: str) -> Iterator[str]:
-    """`cerebro ui` on a free port; its URL once the port answers (state, not a sleep)."""
+@contextmanager
+def serving_ui(dsn: str) -> Iterator[str]:
+    """`cerebro ui` for ``dsn`` on a free port; its URL once the port answers (state, not a
+    sleep); terminated on exit."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cerebro.cli", "ui", "--dsn", db, "--port", str(port)],
+        [sys.executable, "-m", "cerebro.cli", "ui", "--dsn", dsn, "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -85,6 +90,13 @@ def ui(db: str) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def ui(db: str) -> Iterator[str]:
+    """`cerebro ui` as the superuser on the module's database."""
+    with serving_ui(db) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -363,6 +375,198 @@ def test_the_five_panels_steer_a_live_search(browser: Any, db: str, ui: str, tmp
     shoot(driver, "panel-launch", "B-launch")
     until(driver, lambda d: "drill" in by_id(d, "events-table").text)
     shoot(driver, "panel-events", "events")
+
+
+# -- a plain cerebro_user in the browser: row-level security and the audit trail -------------
+
+GOOD_SCRIPT = "def build(config):\n    import keras\n    return keras.Sequential([])\n"
+ROLE = f"ui_user{DB_SUFFIX}".lower()  # roles are cluster-wide: one per concurrent test run
+OTHER = f"{ROLE}_other"
+
+
+def as_role(dsn: str, role: str) -> str:
+    """The same database as another login (the embedded server trusts its Unix socket)."""
+    return psycopg.conninfo.make_conninfo(dsn, user=role)
+
+
+def two_tenants(dsn: str) -> None:
+    """In make_db's database: OTHER (a cerebro_user) and the superuser each launch a
+    workload; ROLE (a cerebro_user, nothing more) loads its own training and validation
+    data."""
+    with psycopg.connect(dsn, autocommit=True) as c:
+        for role in (OTHER, ROLE):
+            c.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(role)))
+            c.execute(
+                sql.SQL("create role {} login in role cerebro_user").format(sql.Identifier(role))
+            )
+            c.execute(sql.SQL("grant select on src, va_src to {}").format(sql.Identifier(role)))
+    launch(dsn, "admin-grid", {"learning_rate": {"choice": [0.01, 0.003]}})  # on 'tr'/'va'
+    for role, prefix in ((OTHER, "other"), (ROLE, "mine")):
+        with psycopg.connect(as_role(dsn, role), autocommit=True) as c:
+            c.execute(
+                "select cerebro.load_dataset(%s, 'public.src', array['a', 'b'], 'lbl', "
+                "num_partitions => 2, seed => 1)",
+                [f"{prefix}_tr"],
+            )
+            c.execute(
+                "select cerebro.load_dataset(%s, 'public.va_src', like_dataset => %s, "
+                "num_partitions => 2)",
+                [f"{prefix}_va", f"{prefix}_tr"],
+            )
+    with psycopg.connect(as_role(dsn, OTHER), autocommit=True) as c:
+        c.execute(
+            "select cerebro.launch('other-grid', 'mlp', 'other_tr', 'other_va', 'grid', %s, "
+            "max_epochs => 3, seed => 11)",
+            [json.dumps(SPACE)],
+        )
+
+
+def drop_roles(dsn: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as c:
+        for role in (ROLE, OTHER):
+            if not c.execute("select 1 from pg_roles where rolname = %s", [role]).fetchone():
+                continue
+            c.execute(sql.SQL("drop owned by {}").format(sql.Identifier(role)))
+            c.execute(sql.SQL("drop role {}").format(sql.Identifier(role)))
+
+
+def dropdown_options(driver: Any, element_id: str) -> list[str]:
+    """The choices a person sees on opening a dropdown (opened, read, closed again)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    def opened(d: Any) -> list[str] | None:
+        select = by_id(d, element_id).find_element(By.CSS_SELECTOR, ".Select")
+        if "is-open" not in (select.get_attribute("class") or ""):
+            select.find_element(By.CSS_SELECTOR, ".Select-control").click()
+            return None
+        return [
+            o.text
+            for o in select.find_elements(
+                By.CSS_SELECTOR, ".Select-option, .VirtualizedSelectOption"
+            )
+        ] or None
+
+    options = until(driver, opened)
+    by_id(driver, element_id).find_element(By.CSS_SELECTOR, "input").send_keys(Keys.ESCAPE)
+    return list(options)
+
+
+def shown_config_ids(driver: Any) -> set[int]:
+    from selenium.webdriver.common.by import By
+
+    cells = driver.find_elements(
+        By.CSS_SELECTOR, "#configs-table td[data-dash-column='config_id']"
+    )
+    return {int(c.text) for c in cells if c.text}
+
+
+def upload_is_refused_as_psql_refuses_it(driver: Any, dsn: str, tmp_path: Path) -> None:
+    """Panel A as a non-admin: register_model is for cerebro_admin; the page shows exactly
+    the error psycopg gets for the same call as the same role, and no model row appears."""
+    from selenium.webdriver.common.by import By
+
+    with (
+        psycopg.connect(as_role(dsn, ROLE), autocommit=True) as c,
+        pytest.raises(psycopg.Error) as refused,
+    ):
+        c.execute("select cerebro.register_model(%s, %s, %s)", ["rls_net", GOOD_SCRIPT, "build"])
+    diag = refused.value.diag
+    assert refused.value.sqlstate == "42501"  # insufficient_privilege, not a compile error
+    script = tmp_path / "rls_net.py"
+    script.write_text(GOOD_SCRIPT)
+    by_id(driver, "upload-script").find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(
+        str(script)
+    )
+    until(driver, lambda d: by_id(d, "script-name").get_attribute("value") == "rls_net")
+    by_id(driver, "register-button").click()
+    shown = message(driver, "model-message", "ERROR:")
+    assert shown == f"ERROR:  {diag.message_primary}"
+    assert "permission denied" in shown and diag.message_detail is None
+    assert one(dsn, "select count(*) from cerebro.models where name = 'rls_net'") == 0
+
+
+def launch_own_grid(driver: Any, dsn: str) -> list[int]:
+    """Panel B as ROLE: its own data preselected; the workload is ROLE's; its config ids."""
+    type_into(driver, "launch-name", "mine-grid")
+    type_into(driver, "launch-epochs", "3")
+    type_into(driver, "launch-space", json.dumps(SPACE))
+    by_id(driver, "launch-button").click()
+    message(driver, "launch-message", "launched workload 'mine-grid'")
+    rows = fetch_all(
+        dsn,
+        "select c.config_id from cerebro.configs c join cerebro.workloads w using (workload_id) "
+        "join cerebro.datasets d on d.dataset_id = w.train_dataset "
+        "where w.name = 'mine-grid' and w.owner = %s and d.name = 'mine_tr' order by 1",
+        [ROLE],
+    )
+    assert len(rows) == 2
+    return [r[0] for r in rows]
+
+
+@pytest.mark.slow
+def test_a_plain_user_sees_only_its_own_and_its_clicks_are_audited(
+    browser: Any, server_dsn: str, tmp_path: Path
+):
+    """`cerebro ui --dsn 'user=<a cerebro_user>'`: the page is that role's view of a shared
+    database (another tenant's and the superuser's workloads and datasets stay hidden), the
+    custom-model upload gets the server's own permission error, and a stop is recorded as
+    human:<role>."""
+    driver = browser
+    dsn = make_db(server_dsn, "cerebro_test_ui_rls")
+    try:
+        two_tenants(dsn)
+        a_plain_users_page(driver, dsn, tmp_path)
+    finally:
+        drop_roles(dsn)
+
+
+def a_plain_users_page(driver: Any, dsn: str, tmp_path: Path) -> None:
+    """The browser part of the test above (ROLE's page, each claim checked in the catalog)."""
+    assert fetch_all(
+        dsn,
+        "select rolsuper, rolbypassrls, pg_has_role(oid, 'cerebro_admin', 'member'), "
+        "pg_has_role(oid, 'cerebro_user', 'member') from pg_roles where rolname = %s",
+        [ROLE],
+    ) == [(False, False, False, True)]
+    others = [r[0] for r in fetch_all(dsn, "select config_id from cerebro.configs")]
+    assert len(others) == 4  # admin-grid's and other-grid's, all visible to the superuser
+    assert one(
+        dsn,
+        "select count(*) from cerebro.events e join cerebro.workloads w using (workload_id) "
+        "where w.name = 'other-grid' and e.actor = %s",
+        [f"human:{OTHER}"],
+    )  # the other tenant's launch is in the feed's table: hiding it is RLS, not emptiness
+    with serving_ui(as_role(dsn, ROLE)) as url:
+        driver.get(url)
+        assert by_id(driver, "whoami").text == f"human:{ROLE}"
+        until(driver, lambda d: by_id(d, "launch-train").text.startswith("mine_tr"))
+        assert [o.split()[0] for o in dropdown_options(driver, "launch-train")] == [
+            "mine_tr",
+            "mine_va",
+        ]  # not 'tr'/'va' (the superuser's) nor 'other_tr'/'other_va'
+        upload_is_refused_as_psql_refuses_it(driver, dsn, tmp_path)
+        mine = launch_own_grid(driver, dsn)
+        until(driver, lambda d: shown_config_ids(d) == set(mine))
+        assert [o.split()[0] for o in dropdown_options(driver, "workload-select")] == [
+            "mine-grid"
+        ]  # so no config of another tenant can even be selected to steer
+        select_config(driver, mine[0])
+        by_id(driver, "stop-button").click()
+        message(driver, "configs-message", f"config {mine[0]}: stop requested")
+        wait_for(
+            dsn,
+            "select count(*) from cerebro.events where config_id = %s and action = 'stop' "
+            "and actor = %s",
+            lambda n: n == 1,
+            timeout=10,
+            params=[mine[0], f"human:{ROLE}"],
+        )
+        feed = until(driver, lambda d: "stop" in (t := by_id(d, "events-table").text) and t)
+        assert "mine-grid" in feed and f"human:{ROLE}" in feed
+        assert "other-grid" not in feed and "admin-grid" not in feed
+        assert f"human:{OTHER}" not in feed
+        assert shown_config_ids(driver).isdisjoint(set(others))
 
 
 # -- without a browser or server -------------------------------------------------------------
