@@ -22,8 +22,9 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from cerebro import catalog, plot
+from cerebro import catalog, plot, plot_curves, plot_parallel
 from cerebro.catalog import Point
+from cerebro.params_text import summarise, varying_keys
 from helpers import ROOT, launch, make_db, run_to_end
 
 matplotlib.use("Agg")
@@ -88,15 +89,15 @@ EVENTS = [
 ]  # fmt: skip
 
 
-def _curves(top: int | None = None) -> plot.Curves:
-    return plot.Curves("w", "valid_loss", "min", CONFIGS, _points(), EVENTS, top)
+def _curves(top: int | None = None) -> plot_curves.Curves:
+    return plot_curves.Curves("w", "valid_loss", "min", CONFIGS, _points(), EVENTS, top)
 
 
 # -- pure: the figures from rows --------------------------------------------------------------
 
 
 def test_one_line_per_config_with_points_and_status_markers_where_they_ended():
-    fig = plot.curves_figure(_curves())
+    fig = plot_curves.curves_figure(_curves())
     d = plot.drawn(fig)
     assert d["configs"] == [1, 2, 3, 5]  # #4 has no epoch: nothing to draw
     assert d["status"] == {"active": [5], "completed": [1], "failed": [3], "stopped": [2]}
@@ -116,7 +117,7 @@ def test_one_line_per_config_with_points_and_status_markers_where_they_ended():
 
 
 def test_only_the_humans_events_on_this_workloads_drawn_configs_are_marked_and_listed():
-    fig = plot.curves_figure(_curves())
+    fig = plot_curves.curves_figure(_curves())
     assert plot.drawn(fig)["events"] == [10, 11, 13]  # not the system's #12
     texts = " ".join(t.get_text() for t in fig.texts)
     assert "stop #2 by human:alice" in texts
@@ -130,7 +131,7 @@ def test_only_the_humans_events_on_this_workloads_drawn_configs_are_marked_and_l
 
 
 def test_top_k_draws_the_k_best_ranked_and_says_so_in_the_title():
-    fig = plot.curves_figure(_curves(top=2))
+    fig = plot_curves.curves_figure(_curves(top=2))
     assert plot.drawn(fig)["configs"] == [1, 5]
     assert "top 2 of 5 configs" in " ".join(t.get_text() for t in fig.texts)
     assert "lower is better" in fig.get_suptitle()
@@ -139,7 +140,7 @@ def test_top_k_draws_the_k_best_ranked_and_says_so_in_the_title():
 
 
 def test_the_legend_names_each_config_with_its_id_and_the_params_that_differ():
-    fig = plot.curves_figure(_curves())
+    fig = plot_curves.curves_figure(_curves())
     labels = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
     first = next(lab for lab in labels if lab.startswith("#5 "))
     assert "hidden=[16]" in first and "lr=0.03" in first and "clone of #1" in first
@@ -148,9 +149,37 @@ def test_the_legend_names_each_config_with_its_id_and_the_params_that_differ():
     assert "stopped (by a person)" in labels and "failed" in labels
 
 
+def test_the_legend_summarises_params_like_cerebro_top_within_its_width():
+    """The legend and the tables share one summariser (params_text): same text for the same
+    params, so they cannot drift apart; a long value is shortened, never wider than 34."""
+    wide = [
+        dict(
+            c,
+            params={
+                **c["params"],
+                "warmup_steps_ratio": 0.123456789 * c["config_id"],
+                "optimizer": "adam_with_decoupled_weight_decay",
+            },
+        )
+        for c in CONFIGS
+    ]
+    fig = plot_curves.curves_figure(plot_curves.Curves("w", "valid_loss", "min", wide, _points()))
+    labels = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+    heads = {lab.split(" ")[0]: lab.split("\n")[0] for lab in labels if lab.startswith("#")}
+    keys = varying_keys(c["params"] for c in wide)
+    assert keys == ["hidden", "learning_rate", "warmup_steps_ratio"]  # not the optimizer
+    for c in wide:
+        if f"#{c['config_id']}" in heads:
+            want = summarise({k: c["params"][k] for k in keys}, 34, first=keys)
+            assert heads[f"#{c['config_id']}"] == f"#{c['config_id']} {want}"
+            assert len(want) <= 34
+    assert heads["#1"].startswith("#1 hidden=[16] lr=0.01 wsr=0.123")
+    assert "opt=" not in " ".join(heads.values())
+
+
 def test_parallel_coordinates_one_polyline_per_config_one_axis_per_param_and_objective():
-    data = plot.Parallel("w", "valid_loss", "min", SPACE, CONFIGS)
-    fig = plot.parallel_figure(data)
+    data = plot_parallel.Parallel("w", "valid_loss", "min", SPACE, CONFIGS)
+    fig = plot_parallel.parallel_figure(data)
     d = plot.drawn(fig)
     assert d["configs"] == [1, 2, 3, 4, 5]
     assert d["axes"] == ["hidden", "learning_rate", "best valid_loss"]  # batch_size is fixed
@@ -172,17 +201,28 @@ def test_parallel_coordinates_one_polyline_per_config_one_axis_per_param_and_obj
 
 
 def test_parallel_axes_scale_numbers_log_only_when_the_space_or_the_spread_says_so():
-    assert plot.make_axis("lr", [0.01, 0.003], {"choice": [0.01, 0.003]}).log is False
-    assert plot.make_axis("lr", [0.01, 0.02], {"loguniform": [0.001, 0.1]}).log is True
-    assert plot.make_axis("n", [1, 500], {"randint": [1, 1000]}).log is True  # > 2 decades
-    hidden = plot.make_axis("hidden", [[16], [8]], {"choice": [[8], [16], [4]]})
+    assert plot_parallel.make_axis("lr", [0.01, 0.003], {"choice": [0.01, 0.003]}).log is False
+    assert plot_parallel.make_axis("lr", [0.01, 0.02], {"loguniform": [0.001, 0.1]}).log is True
+    assert (
+        plot_parallel.make_axis("n", [1, 500], {"randint": [1, 1000]}).log is True
+    )  # > 2 decades
+    hidden = plot_parallel.make_axis("hidden", [[16], [8]], {"choice": [[8], [16], [4]]})
     assert hidden.cats == ["[8]", "[16]"]  # the space's order, only the values present
     assert hidden.pos([8]) == 0.0 and hidden.pos([16]) == 1.0
 
 
+def test_a_searched_param_stays_an_axis_when_the_drawn_configs_agree_on_it():
+    """--top 1 draws one config: nothing varies among the drawn rows, yet the searched
+    params are still the figure's axes (batch_size, fixed in the space, is not)."""
+    data = plot_parallel.Parallel("w", "valid_loss", "min", SPACE, CONFIGS, top=1)
+    d = plot.drawn(plot_parallel.parallel_figure(data))
+    assert d["configs"] == [5]
+    assert d["axes"] == ["hidden", "learning_rate", "best valid_loss"]
+
+
 def test_save_writes_the_stated_pixel_size_and_what_was_drawn_into_the_png(tmp_path):
     out = tmp_path / "c.png"
-    summary = plot.save(plot.curves_figure(_curves()), out, 125)
+    summary = plot.save(plot_curves.curves_figure(_curves()), out, 125)
     with Image.open(out) as im:
         assert im.size == (1500, 1000)
         assert json.loads(im.text["cerebro:drawn"]) == summary
