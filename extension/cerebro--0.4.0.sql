@@ -294,7 +294,9 @@ begin
     -- schedules every user's work, so it bypasses row-level security, and nothing else
     if not exists (select 1 from pg_roles where rolname = 'cerebro_scheduler') then
         create role cerebro_scheduler nologin bypassrls;
-    else
+    elsif not (select rolbypassrls from pg_roles where rolname = 'cerebro_scheduler') then
+        -- only when missing: roles are cluster-wide, and two databases creating the
+        -- extension at once would fail one ALTER ROLE with "tuple concurrently updated"
         alter role cerebro_scheduler bypassrls;
     end if;
 end
