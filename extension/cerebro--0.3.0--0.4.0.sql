@@ -251,6 +251,31 @@ alter table cerebro.schedulers
     add column last_error    text,
     add column last_error_at timestamptz;
 
+-- ==== incremental/010-nodes.sql ====
+-- 0.4.0: nodes (issue 14). A deployment is one coordinator database (this one: catalog,
+-- workloads, configs, metrics, checkpoints, events) and the PostgreSQL servers registered
+-- here as nodes. The coordinator itself is the implicit node 'local': with no row here,
+-- everything runs on this one server as before.
+--
+-- conninfo never holds a secret (cerebro.add_node refuses one): the password comes from where
+-- libpq always looks (.pgpass / PGPASSFILE, a service file, the environment) on the machine
+-- that connects. last_seen_at / last_error are written by the health probe (cerebro nodes,
+-- cerebro status) through cerebro._node_seen.
+create table cerebro.nodes (
+    node_id       serial primary key,
+    name          text not null unique
+                  check (name ~ '^[a-z_][a-z0-9_]{0,62}$' and name <> 'local'),
+    conninfo      text not null,
+    added_at      timestamptz not null default now(),
+    added_by      text not null,
+    last_seen_at  timestamptz,
+    last_error    text,
+    last_error_at timestamptz
+);
+-- the nodes are the deployment's shape, not a property of this server: a dump keeps them
+select pg_catalog.pg_extension_config_dump('cerebro.nodes', '');
+select pg_catalog.pg_extension_config_dump('cerebro.nodes_node_id_seq', '');
+
 -- ==== idempotent/005-access.sql ====
 -- Access: who the session is (admin, scheduler, trusted statement, actor) and what it may
 -- see or steer. Used by the row-level security policies (080-security.sql), the views and the
@@ -425,6 +450,141 @@ select d.name as dataset, b.__dist_key__ as partition, count(*) as buffers,
   from cerebro.datasets d join cerebro.buffers b using (dataset_id)
  where cerebro._sees_dataset(d.owner)
  group by d.name, b.__dist_key__;
+
+-- ==== idempotent/015-nodes.sql ====
+-- Nodes (010-nodes.sql): register and drop servers, and record what the health probe saw.
+-- Only admins change the deployment; the probe (an admin's `cerebro nodes`, or the scheduler)
+-- writes health. Users see health without conninfo, through cerebro.node_health.
+
+-- libpq's connection keywords (PostgreSQL 15/16/17). A conninfo with another keyword is
+-- refused here rather than at the first connection, where the error would reach nobody.
+create or replace function cerebro._conninfo_keywords() returns text[]
+language sql immutable set search_path = pg_catalog, pg_temp as $$
+    select array['host', 'hostaddr', 'port', 'dbname', 'user', 'passfile',
+                 'channel_binding', 'connect_timeout', 'client_encoding', 'options',
+                 'application_name', 'fallback_application_name', 'keepalives',
+                 'keepalives_idle', 'keepalives_interval', 'keepalives_count',
+                 'tcp_user_timeout', 'replication', 'gssencmode', 'sslmode',
+                 'sslcompression', 'sslcert', 'sslkey', 'sslrootcert', 'sslcrl',
+                 'sslcrldir', 'sslsni', 'requirepeer', 'ssl_min_protocol_version',
+                 'ssl_max_protocol_version', 'krbsrvname', 'gsslib', 'gssdelegation',
+                 'service', 'target_session_attrs', 'load_balance_hosts', 'require_auth',
+                 'password', 'sslpassword']
+$$;
+
+-- The keywords of a conninfo (key=value form, or a postgres:// URI's query and user:password
+-- part); raises on a malformed one. Secrets are returned as keywords too, for the caller to
+-- refuse.
+create or replace function cerebro._conninfo_keys(conninfo text) returns text[]
+language plpgsql immutable set search_path = pg_catalog, pg_temp as $$
+declare
+    kv constant text := '\s*([A-Za-z_]+)\s*=\s*(''([^''\\]|\\.)*''|[^\s'']+)';
+    keys text[];
+begin
+    if conninfo ~ '^postgres(ql)?://' then
+        if conninfo !~ '^postgres(ql)?://[^\s/?#]*(/[^\s?#]*)?(\?[^\s#]*)?$' then
+            raise exception 'malformed connection URI: %', conninfo;
+        end if;
+        select array_agg(split_part(p, '=', 1)) into keys
+          from unnest(string_to_array(substring(conninfo from '\?(.*)$'), '&')) p;
+        if substring(conninfo from '^postgres(?:ql)?://([^/?#]*)') ~ '^[^@]*:[^@]*@' then
+            keys := array_append(keys, 'password');
+        end if;
+        return coalesce(keys, '{}');
+    end if;
+    if conninfo !~ ('^(' || kv || ')+\s*$') then
+        raise exception 'malformed conninfo (expected key=value pairs): %', conninfo;
+    end if;
+    select array_agg(lower(m[1])) into keys from regexp_matches(conninfo, kv, 'g') m;
+    return keys;
+end
+$$;
+
+-- Register a PostgreSQL server with the extension as node `name`; returns its node_id.
+create or replace function cerebro.add_node(name text, conninfo text) returns int
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
+declare
+    keys text[] := cerebro._conninfo_keys(conninfo);
+    bad text[];
+    id int;
+begin
+    if not cerebro._is_admin() then
+        raise exception 'only a cerebro_admin may add a node';
+    end if;
+    if name = 'local' or name !~ '^[a-z_][a-z0-9_]{0,62}$' then
+        raise exception 'invalid node name %: lowercase letters, digits and _, not ''local'' '
+            '(the coordinator itself)', pg_catalog.quote_literal(name);
+    end if;
+    if keys && array['password', 'sslpassword'] then
+        raise exception 'the conninfo of node % carries a password: secrets belong in '
+            '.pgpass (PGPASSFILE), a service file or the environment of whoever connects, '
+            'never in the catalog', name;
+    end if;
+    select array_agg(k) into bad from unnest(keys) k
+     where k <> all (cerebro._conninfo_keywords());
+    if bad is not null then
+        raise exception 'malformed conninfo for node %: unknown keyword(s) %', name, bad;
+    end if;
+    if exists (select 1 from cerebro.nodes n where n.name = add_node.name) then
+        raise exception 'node % already exists (cerebro.drop_node it first)', name;
+    end if;
+    insert into cerebro.nodes (name, conninfo, added_by)
+    values (add_node.name, add_node.conninfo, cerebro.actor()) returning node_id into id;
+    insert into cerebro.events (actor, action, detail)
+    values (cerebro.actor(), 'add_node',
+            jsonb_build_object('node', add_node.name, 'node_id', id,
+                               'conninfo', add_node.conninfo));
+    return id;
+end
+$$;
+
+-- Forget node `name`; false when there was none.
+create or replace function cerebro.drop_node(name text) returns boolean
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
+declare
+    id int;
+begin
+    if not cerebro._is_admin() then
+        raise exception 'only a cerebro_admin may drop a node';
+    end if;
+    delete from cerebro.nodes n where n.name = drop_node.name returning node_id into id;
+    if id is null then
+        return false;
+    end if;
+    insert into cerebro.events (actor, action, detail)
+    values (cerebro.actor(), 'drop_node', jsonb_build_object('node', drop_node.name,
+                                                             'node_id', id));
+    return true;
+end
+$$;
+
+-- What a health probe saw: error null = reachable now (clears last_error), else the error.
+create or replace function cerebro._node_seen(name text, error text) returns boolean
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
+begin
+    if not (cerebro._is_admin() or cerebro._is_scheduler()) then
+        raise exception 'only a cerebro_admin or the scheduler may record node health';
+    end if;
+    if error is null then
+        update cerebro.nodes n set last_seen_at = now(), last_error = null
+         where n.name = _node_seen.name;
+    else
+        update cerebro.nodes n set last_error = error, last_error_at = now()
+         where n.name = _node_seen.name;
+    end if;
+    return found;
+end
+$$;
+
+-- Every node and its health as last probed, for everyone (no conninfo). 'local' is the
+-- coordinator itself: reachable by definition, since this query runs on it.
+create or replace view cerebro.node_health as
+select 'local'::text as name, true as is_local, true as healthy,
+       now() as last_seen_at, null::text as last_error, null::timestamptz as last_error_at
+union all
+select n.name, false, n.last_seen_at is not null and n.last_error is null,
+       n.last_seen_at, n.last_error, n.last_error_at
+  from cerebro.nodes n;
 
 -- ==== idempotent/020-models.sql ====
 -- Models: the roster and custom Keras scripts.
@@ -1892,3 +2052,12 @@ grant execute on function cerebro._evict_lock_thieves() to cerebro_scheduler, ce
 grant select on cerebro.pruned_checkpoints to cerebro_user;
 grant execute on function cerebro.prune_checkpoints(text, int) to cerebro_user;
 grant execute on function cerebro._housekeeping() to cerebro_scheduler, cerebro_admin;
+
+-- Nodes (015-nodes.sql, issue 14): admins add and drop nodes and read their conninfo (the
+-- table, through "select on all tables" above, as does the scheduler); the probe records
+-- health as an admin or the scheduler; everyone sees health without conninfo.
+grant execute on function cerebro.add_node(text, text), cerebro.drop_node(text),
+    cerebro._conninfo_keys(text), cerebro._conninfo_keywords()
+    to cerebro_admin;
+grant execute on function cerebro._node_seen(text, text) to cerebro_admin, cerebro_scheduler;
+grant select on cerebro.node_health to cerebro_user, cerebro_reader;

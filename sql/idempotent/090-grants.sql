@@ -123,3 +123,12 @@ grant execute on function cerebro._evict_lock_thieves() to cerebro_scheduler, ce
 grant select on cerebro.pruned_checkpoints to cerebro_user;
 grant execute on function cerebro.prune_checkpoints(text, int) to cerebro_user;
 grant execute on function cerebro._housekeeping() to cerebro_scheduler, cerebro_admin;
+
+-- Nodes (015-nodes.sql, issue 14): admins add and drop nodes and read their conninfo (the
+-- table, through "select on all tables" above, as does the scheduler); the probe records
+-- health as an admin or the scheduler; everyone sees health without conninfo.
+grant execute on function cerebro.add_node(text, text), cerebro.drop_node(text),
+    cerebro._conninfo_keys(text), cerebro._conninfo_keywords()
+    to cerebro_admin;
+grant execute on function cerebro._node_seen(text, text) to cerebro_admin, cerebro_scheduler;
+grant select on cerebro.node_health to cerebro_user, cerebro_reader;

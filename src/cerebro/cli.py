@@ -21,6 +21,10 @@ def _fail(e: Exception) -> None:
 @click.version_option(__version__)
 def main() -> None:
     """cerebro: model selection inside PostgreSQL."""
+    from .nodes import use_pgpass
+
+    # the nodes' passwords (cerebro up --nodes): for this command and the daemon it starts
+    use_pgpass(Cluster.default().home)
 
 
 @main.command()
@@ -29,13 +33,24 @@ def main() -> None:
     default=True,
     help="also start the scheduler daemon in the background (default: yes)",
 )
-def up(scheduler: bool) -> None:
+@click.option(
+    "--nodes",
+    "n_nodes",
+    type=click.IntRange(min=0),
+    default=0,
+    help="also start N node servers (TCP 127.0.0.1, scram) registered on the coordinator",
+)
+def up(scheduler: bool, n_nodes: int) -> None:
     """Create (first time) and start the embedded PostgreSQL with the extension installed."""
     from .daemon import start_background
+    from .nodes import up_nodes
 
     cluster = Cluster.default()
     try:
         cluster.up()
+        if n_nodes:
+            for node in up_nodes(cluster.home, n_nodes, cluster.conninfo(), cluster.os_user):
+                click.echo(f"node {node.name} is up: {node.tcp_conninfo()}")
         if scheduler:
             pid = start_background(cluster)
             click.echo(f"scheduler running (pid {pid}, log {cluster.home / 'log'})")
@@ -46,12 +61,15 @@ def up(scheduler: bool) -> None:
 
 @main.command()
 def down() -> None:
-    """Stop the scheduler daemon and the embedded PostgreSQL (data is kept)."""
+    """Stop the scheduler daemon, the node servers and the embedded PostgreSQL (data is
+    kept)."""
     from .daemon import stop_background
+    from .nodes import down_nodes
 
     cluster = Cluster.default()
     try:
         stop_background(cluster)
+        down_nodes(cluster.home, cluster.os_user)
         cluster.stop()
     except ClusterError as e:
         _fail(e)
@@ -123,6 +141,30 @@ def status(dsn_: str | None) -> None:
     except psycopg.Error as e:
         click.echo(f"database:  unreachable ({e})")
         sys.exit(3)
+
+
+@main.command("nodes")
+@click.option(
+    "--dsn",
+    "dsn_",
+    default=None,
+    help="the coordinator (default: CEREBRO_DSN, else the embedded default)",
+)
+def nodes_cmd(dsn_: str | None) -> None:
+    """Probe every registered node (as an admin: it reads conninfo) and print its health;
+    the result is recorded in cerebro.nodes. Exit status 4 when a node is down."""
+    from .nodes import health_lines, probe
+
+    target = dsn_ or os.environ.get("CEREBRO_DSN") or Cluster.default().conninfo()
+    try:
+        with psycopg.connect(target, connect_timeout=10) as c:
+            health = probe(c)
+    except psycopg.Error as e:
+        _fail(e)
+    for line in health_lines(health):
+        click.echo(line)
+    if any(h.error for h in health):
+        sys.exit(4)
 
 
 @main.command(hidden=True)

@@ -56,7 +56,32 @@ def database_lines(conn: psycopg.Connection) -> list[str]:
         f"{float(per_min):.1f} units/min over the last 10 min"
         + (f"; last unit committed {last:%Y-%m-%d %H:%M:%S %Z}" if last else "")
     )
-    return out
+    return out + node_lines(conn)
+
+
+def node_lines(conn: psycopg.Connection) -> list[str]:
+    """The nodes' health: probed now by an admin or the scheduler (who may read conninfo),
+    else as last recorded (cerebro.node_health). Nothing before 0.4.0 or with no nodes."""
+    from .nodes import health_lines, probe
+
+    exists = conn.execute("select to_regclass('cerebro.node_health') is not null").fetchone()
+    if exists != (True,):
+        return []
+    count = conn.execute("select count(*) from cerebro.node_health where not is_local")
+    if count.fetchone() == (0,):
+        return []
+    if conn.execute("select cerebro._is_admin() or cerebro._is_scheduler()").fetchone() == (True,):
+        return health_lines(probe(conn))
+    rows = conn.execute(
+        "select name, last_seen_at, last_error from cerebro.node_health where not is_local "
+        "order by name"
+    ).fetchall()
+    return [
+        f"node:      {name}: "
+        + (f"DOWN: {error}" if error else "reachable" if seen else "never probed")
+        + (f"; last seen {seen:%Y-%m-%d %H:%M:%S %Z}" if seen else "")
+        for name, seen, error in rows
+    ]
 
 
 def _scheduler_line(r: tuple[Any, ...]) -> str:
