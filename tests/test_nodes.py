@@ -214,8 +214,9 @@ def test_probe_records_a_stopped_node_and_its_return(deployment):
         assert cli.returncode == 4, cli.stderr
         assert "node2" in cli.stdout and "DOWN" in cli.stdout
     finally:
-        # `cerebro up --nodes 2` again: starts the stopped node, registers nothing twice
-        again = up_nodes(deployment.home, 2, deployment.coordinator, deployment.os_user, 0)
+        # a plain `cerebro up` (n=0) after `up --nodes 2`: starts the stopped node of the
+        # recorded deployment, keeps its port, registers nothing twice
+        again = up_nodes(deployment.home, 0, deployment.coordinator, deployment.os_user, 0)
     assert [(s.name, s.port) for s in again] == [(s.name, s.port) for s in deployment.servers]
     back = health(deployment.coordinator)
     assert back["node2"][:2] == (None, "0.4.0") and back["node2"][2] > first["node2"][2]

@@ -38,17 +38,18 @@ def main() -> None:
     "n_nodes",
     type=click.IntRange(min=0),
     default=0,
-    help="also start N node servers (TCP 127.0.0.1, scram) registered on the coordinator",
+    help="also start N node servers (TCP 127.0.0.1, scram) registered on the coordinator "
+    "(nodes created by an earlier `up --nodes` start anyway)",
 )
 def up(scheduler: bool, n_nodes: int) -> None:
     """Create (first time) and start the embedded PostgreSQL with the extension installed."""
     from .daemon import start_background
-    from .nodes import up_nodes
+    from .nodes import state_file, up_nodes
 
     cluster = Cluster.default()
     try:
         cluster.up()
-        if n_nodes:
+        if n_nodes or state_file(cluster.home).exists():  # nodes made earlier start too
             for node in up_nodes(cluster.home, n_nodes, cluster.conninfo(), cluster.os_user):
                 click.echo(f"node {node.name} is up: {node.tcp_conninfo()}")
         if scheduler:

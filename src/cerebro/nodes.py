@@ -176,7 +176,10 @@ def up_nodes(
     """Start nodes node1..nodeN under ``home`` and register them on the coordinator.
 
     Idempotent: a stopped node starts, a running one is left alone, a missing registration
-    is added (and one with another conninfo replaced). ``base_port`` 0 takes free ports."""
+    is added (and one with another conninfo replaced); nodes created earlier start too, so
+    a plain ``cerebro up`` after ``cerebro down`` brings the whole deployment back.
+    ``base_port`` 0 takes free ports."""
+    n = max(n, len(node_servers(home, os_user)))
     ports = _choose_ports(home, n, base_port)
     servers = [
         s for s in node_servers(home, os_user) if s.name in {f"node{i}" for i in range(1, n + 1)}
