@@ -57,18 +57,25 @@ read_secret() {
 }
 
 # the prefix that runs a command as the server's OS user (in AS_USER), without an extra
-# process (setpriv and env exec) and with a clean environment: the server must not see
-# PYTHONPATH and friends (cerebro_python.path decides which Python it imports)
+# process (setpriv and env exec). `set_as_user clean` (the server and its setup) starts from
+# an empty environment: the server must not see PYTHONPATH and friends (cerebro_python.path
+# decides which Python it imports); `set_as_user keep` (a COMMAND) keeps the container's
+# environment (the service's settings) minus the password variables.
 AS_USER=()
 set_as_user() {
-    local home
+    local mode=$1 home
     home=$(getent passwd "$OS_USER" | cut -d: -f6)
     AS_USER=()
     if [ "$(id -u)" -eq 0 ]; then
         AS_USER=(setpriv --reuid="$OS_USER" --regid="$OS_USER" --init-groups --)
     fi
-    AS_USER+=(env -i "HOME=$home" "PATH=$VENV/bin:$BINDIR:/usr/local/bin:/usr/bin:/bin"
-        "LANG=C.UTF-8" "PGPORT=$PGPORT")
+    if [ "$mode" = clean ]; then
+        AS_USER+=(env -i "PATH=$VENV/bin:$BINDIR:/usr/local/bin:/usr/bin:/bin" "LANG=C.UTF-8")
+    else
+        AS_USER+=(env -u CEREBRO_PASSWORD -u CEREBRO_SCHEDULER_PASSWORD -u CEREBRO_NODE_PASSWORD
+            -u PGPASSWORD "PATH=$VENV/bin:$BINDIR:$PATH")
+    fi
+    AS_USER+=("HOME=$home" "USER=$OS_USER" "PGPORT=$PGPORT")
     if [ -f "$RUN_DIR/pgpass" ]; then
         AS_USER+=("PGPASSFILE=$RUN_DIR/pgpass")
     fi
@@ -222,7 +229,7 @@ run_server() {
     node_pw=$(read_secret CEREBRO_NODE_PASSWORD /run/secrets/node_password)
     prepare_dirs
     install_pgpass ""
-    set_as_user
+    set_as_user clean
     [ -s "$PGDATA/PG_VERSION" ] || init_cluster "$password"
     say "setting up (socket only: no TCP client sees the server yet)"
     pg_ctl_user -w -t 120 -o "-c listen_addresses='' -p $PGPORT -k $SOCKET_DIR" start >&2
@@ -253,7 +260,7 @@ run_command() {
     chmod 0700 "$RUN_DIR"
     [ "$(id -u)" -ne 0 ] || chown "$OS_USER:$OS_USER" "$RUN_DIR"
     install_pgpass "$password"
-    set_as_user
+    set_as_user keep
     exec "${AS_USER[@]}" "$@"
 }
 

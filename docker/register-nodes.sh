@@ -24,7 +24,8 @@ psql_coordinator() {
     psql "$COORDINATOR" -X -v ON_ERROR_STOP=1 -qAt "$@"
 }
 
-if [ "$(psql_coordinator -c "select to_regproc('cerebro.add_node') is not null")" != t ]; then
+has_add_node=$(psql_coordinator -c "select to_regproc('cerebro.add_node') is not null")
+if [ "$has_add_node" != t ]; then
     echo "cerebro-register-nodes: this cerebro has no cerebro.add_node (nodes need 0.4.0)" >&2
     exit 1
 fi

@@ -357,6 +357,71 @@ def check_server(ep: Entrypoint) -> None:
     assert path_file[1].endswith("site-packages") and path_file[1].startswith(str(ROOT / ".venv"))
 
 
+def register_nodes(ep: Entrypoint) -> str:
+    """docker/register-nodes.sh through the entrypoint's command mode (as the register-nodes
+    service runs it), with this server as the coordinator and, as the one node, itself
+    under the name `localhost` (a host name that resolves here)."""
+    env = {
+        "PATH": os.environ["PATH"],
+        "CEREBRO_RUN_DIR": str(ep.root / "command-run"),
+        "CEREBRO_VENV": str(ROOT / ".venv"),
+        "CEREBRO_PASSWORD_FILE": str(ep.root / "postgres_password"),
+        "CEREBRO_PGPASS_FILE": str(ep.root / "no-pgpass-here"),
+        "CEREBRO_COORDINATOR": f"host=127.0.0.1 port={ep.port} dbname=cerebro user=postgres",
+        "CEREBRO_NODES": "localhost",
+        "CEREBRO_NODE_PORT": str(ep.port),
+    }
+    argv = ["bash", str(DOCKER / "entrypoint.sh"), "bash", str(DOCKER / "register-nodes.sh")]
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout + proc.stderr
+
+
+def check_register_nodes(ep: Entrypoint) -> None:
+    conninfo = f"host=localhost port={ep.port} dbname=cerebro user=cerebro_coordinator"
+    out = register_nodes(ep)
+    assert f"registered localhost as {conninfo}" in out
+    assert "already registered" in register_nodes(ep)  # idempotent: a second run adds nothing
+    with psycopg.connect(ep.dsn("postgres", ep.passwords["postgres_password"])) as conn:
+        assert conn.execute("select name, conninfo from cerebro.nodes").fetchall() == [
+            ("localhost", conninfo)
+        ]
+        adds = conn.execute("select count(*) from cerebro.events where action = 'add_node'")
+        assert adds.fetchone() == (1,)
+    # the superuser's line of the private pgpass (escaped ':' and '\\') was what logged in
+    private = (ep.root / "command-run" / "pgpass").read_text()
+    assert private.startswith("*:*:*:postgres:")
+    assert "\\:" in private
+
+
+def run_scheduler(ep: Entrypoint, password: str) -> subprocess.CompletedProcess:
+    """The scheduler service's command (`cerebro scheduler --dsn ...`, as cerebro_scheduler,
+    its password only in the pgpass secret) through the entrypoint, --once: no work, so it
+    connects, takes the scheduler's lock and returns."""
+    escaped = password.replace("\\", "\\\\").replace(":", "\\:")
+    (ep.root / "scheduler-pgpass").write_text(
+        f"127.0.0.1:{ep.port}:cerebro:cerebro_scheduler:{escaped}\n"
+    )
+    env = {
+        "PATH": os.environ["PATH"],
+        "CEREBRO_RUN_DIR": str(ep.root / "scheduler-run"),
+        "CEREBRO_VENV": str(ROOT / ".venv"),
+        "CEREBRO_PASSWORD_FILE": str(ep.root / "no-superuser-password-here"),
+        "CEREBRO_PGPASS_FILE": str(ep.root / "scheduler-pgpass"),
+    }
+    dsn = f"host=127.0.0.1 port={ep.port} dbname=cerebro user=cerebro_scheduler"
+    argv = ["bash", str(DOCKER / "entrypoint.sh"), "cerebro", "scheduler", "--dsn", dsn, "--once"]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+
+
+def check_scheduler_command(ep: Entrypoint) -> None:
+    bad = run_scheduler(ep, "not-the-password")
+    assert bad.returncode != 0
+    assert "password authentication failed" in bad.stderr
+    good = run_scheduler(ep, ep.passwords["scheduler_password"])
+    assert good.returncode == 0, good.stdout + good.stderr
+
+
 @pytest.mark.server  # it starts a PostgreSQL server of its own (not the shared one)
 def test_entrypoint_runs_a_cerebro_server_with_scram_and_forwards_signals(
     entrypoint_root: Path,
@@ -368,6 +433,8 @@ def test_entrypoint_runs_a_cerebro_server_with_scram_and_forwards_signals(
     ep = start_entrypoint(entrypoint_root, free_port(), pw)
     wait_accepting(ep)
     check_server(ep)
+    check_register_nodes(ep)
+    check_scheduler_command(ep)
     pid = postmaster_pid(ep)
     status = Path(f"/proc/{pid}/status").read_text()
     assert re.search(rf"(?m)^PPid:\s+{ep.proc.pid}$", status)  # postgres: the entrypoint's child
