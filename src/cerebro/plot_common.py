@@ -25,3 +25,9 @@ def chosen(configs: Sequence[dict[str, Any]], top: int | None) -> list[dict[str,
 def which_configs(shown: int, total: int, top: int | None) -> str:
     """The subtitle's count: ``top 2 of 5 configs`` or ``all 5 configs``."""
     return f"top {shown} of {total} configs" if top else f"all {total} configs"
+
+
+def headline(fig: Any, title: str, subtitle: str, subtitle_y: float) -> None:
+    """The bold title and the grey subtitle both figures open with, left-aligned alike."""
+    fig.suptitle(title, x=0.07, ha="left", fontsize=15, fontweight="bold")
+    fig.text(0.07, subtitle_y, subtitle, fontsize=10, color="dimgray")

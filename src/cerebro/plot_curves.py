@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .catalog import Point
 from .params_text import summarise, varying_keys
-from .plot_common import DEFAULT_DPI, FIGSIZE, better, chosen, which_configs
+from .plot_common import DEFAULT_DPI, FIGSIZE, better, chosen, headline, which_configs
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -318,19 +318,11 @@ def _titles(fig: Figure, by_epoch: Axes, by_time: Axes, data: Curves, shown: int
     from matplotlib.ticker import MaxNLocator
 
     which = which_configs(shown, len(data.configs), data.top)
-    fig.suptitle(
+    headline(
+        fig,
         f"{data.workload}: {data.metric} ({better(data.direction)})",
-        x=0.07,
-        ha="left",
-        fontsize=15,
-        fontweight="bold",
-    )
-    fig.text(
-        0.07,
-        0.915,
         f"{which} by leaderboard rank · learning curves per config",
-        fontsize=10,
-        color="dimgray",
+        0.915,
     )
     by_epoch.set_xlabel("epoch")
     by_epoch.set_ylabel(data.metric)

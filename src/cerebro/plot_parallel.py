@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .params_text import value_text, varying_keys
-from .plot_common import DEFAULT_DPI, FIGSIZE, better, chosen, which_configs
+from .plot_common import DEFAULT_DPI, FIGSIZE, better, chosen, headline, which_configs
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -209,20 +209,12 @@ def _draw_parallel_axes(ax: Axes, axes: list[_Axis]) -> None:
 
 def _parallel_titles(fig: Figure, data: Parallel, shown: int) -> None:
     which = which_configs(shown, len(data.configs), data.top)
-    fig.suptitle(
+    headline(
+        fig,
         f"{data.workload}: parameters vs best {data.objective} ({better(data.direction)})",
-        x=0.07,
-        ha="left",
-        fontsize=15,
-        fontweight="bold",
-    )
-    fig.text(
-        0.07,
-        0.9,
         f"{which} · one line per config, coloured by its best objective · "
         "grey dashed = failed, or no objective yet (at “none”)",
-        fontsize=10,
-        color="dimgray",
+        0.9,
     )
 
 
