@@ -18,11 +18,8 @@ measurements: the scheduler does not run units on remote nodes yet (issue 14 is 
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,9 +29,9 @@ from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common
-from cerebro.cluster import Cluster
-from cerebro.nodes import NODE_LOGIN, NodeServer, down_nodes, up_nodes
+from cerebro.nodes import NODE_LOGIN, NodeServer
 from cerebro.transfer import stream_rows
+from helpers import local_nodes
 
 MB = 1_000_000
 SIZES = {"100 MB": 100 * MB, "ResNet50 + Adam (283 MB)": 283 * MB}
@@ -102,18 +99,10 @@ def simulate(fit_s: float, state_mb: float, hop_mb_s: float, gbit: float, partit
 
 
 def run() -> dict[str, dict[str, float]]:
-    home = Path(tempfile.mkdtemp(prefix="cerebro-p10-"))
-    home.chmod(0o711)
     coordinator = _common.fresh_database(_common.dsn(), "cerebro_bench_p10")
-    os.environ["PGPASSFILE"] = str(home / "pgpass")
-    os_user = Cluster.default().os_user
-    try:
-        servers = up_nodes(home, 2, coordinator, os_user, base_port=0)
+    with local_nodes(coordinator, 2) as (_, servers):
         _prepare(servers)
         return {name: measure(servers, size) for name, size in SIZES.items()}
-    finally:
-        down_nodes(home, os_user)
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -240,3 +240,32 @@ def final_states(dsn: str) -> dict[int, list[Any]]:
             "order by 1"
         ).fetchall()
     return {cid: [a for _, a in state.decode(blob).model] for cid, blob in rows}
+
+
+@contextlib.contextmanager
+def local_nodes(coordinator: str, n: int) -> Iterator[tuple[Path, list[Any]]]:
+    """``n`` node servers started the way ``cerebro up --nodes n`` starts them (free ports),
+    registered on ``coordinator``; yields (their CEREBRO_HOME, the NodeServers) with
+    PGPASSFILE pointing at its pgpass file, and stops and removes them afterwards."""
+    import shutil
+    import tempfile
+
+    from cerebro.cluster import Cluster
+    from cerebro.nodes import down_nodes, up_nodes
+
+    # not under pytest's tmp_path: every pytest session on this machine resets
+    # /tmp/pytest-of-<user> to 0700, which would lock the node servers' OS user out
+    home = Path(tempfile.mkdtemp(prefix="cerebro-nodes-"))
+    home.chmod(0o711)
+    saved = os.environ.get("PGPASSFILE")
+    os.environ["PGPASSFILE"] = str(home / "pgpass")  # what `cerebro` sets from CEREBRO_HOME
+    os_user = Cluster.default().os_user
+    try:
+        yield home, up_nodes(home, n, coordinator, os_user, base_port=0)
+    finally:
+        down_nodes(home, os_user)
+        shutil.rmtree(home, ignore_errors=True)
+        if saved is None:
+            os.environ.pop("PGPASSFILE", None)
+        else:
+            os.environ["PGPASSFILE"] = saved

@@ -8,10 +8,8 @@ with scram passwords, registered on a fresh coordinator database of the shared s
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,9 +18,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from cerebro.cluster import Cluster
-from cerebro.nodes import NODE_LOGIN, NodeServer, down_nodes, probe, up_nodes
-from helpers import fetch_all, fresh_database
+from cerebro.nodes import NODE_LOGIN, NodeServer, probe, up_nodes
+from helpers import fetch_all, fresh_database, local_nodes
 
 ADMIN, USER = "nodes_test_admin", "nodes_test_user"
 CLI = str(Path(sys.executable).with_name("cerebro"))
@@ -39,10 +36,6 @@ class Deployment:
 
 @pytest.fixture(scope="module")
 def deployment(server_dsn: str) -> Iterator[Deployment]:
-    # not under pytest's tmp_path: every pytest session on this machine resets
-    # /tmp/pytest-of-<user> to 0700, which would lock the node servers' OS user out
-    home = Path(tempfile.mkdtemp(prefix="cerebro-nodes-test-"))
-    home.chmod(0o711)
     coordinator = fresh_database(server_dsn, "cerebro_nodes")
     with psycopg.connect(coordinator, autocommit=True) as c:
         for role, group in ((ADMIN, "cerebro_admin"), (USER, "cerebro_user")):
@@ -55,20 +48,8 @@ def deployment(server_dsn: str) -> Iterator[Deployment]:
             c.execute(
                 sql.SQL("grant {} to {}").format(sql.Identifier(group), sql.Identifier(role))
             )
-    saved = os.environ.get("PGPASSFILE")
-    os.environ["PGPASSFILE"] = str(home / "pgpass")  # what `cerebro` sets from CEREBRO_HOME
-    os_user = Cluster.default().os_user
-    try:
-        # base_port 0: free ports, so that other servers on this machine cannot collide
-        servers = up_nodes(home, 2, coordinator, os_user, base_port=0)
+    with local_nodes(coordinator, 2) as (home, servers):
         yield Deployment(home, coordinator, servers)
-    finally:
-        down_nodes(home, os_user)
-        shutil.rmtree(home, ignore_errors=True)
-        if saved is None:
-            os.environ.pop("PGPASSFILE", None)
-        else:
-            os.environ["PGPASSFILE"] = saved
 
 
 def node_conninfo(server: NodeServer, **kw: Any) -> str:

@@ -8,21 +8,16 @@ fails.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import psycopg
 import pytest
 from psycopg import sql
 
-from cerebro.cluster import Cluster
-from cerebro.nodes import NODE_LOGIN, NodeServer, down_nodes, up_nodes
+from cerebro.nodes import NODE_LOGIN, NodeServer
 from cerebro.transfer import stream_rows
-from helpers import fresh_database
+from helpers import fresh_database, local_nodes
 
 MB = 1 << 20
 TABLE = "hop_states"
@@ -30,15 +25,8 @@ TABLE = "hop_states"
 
 @pytest.fixture(scope="module")
 def two_nodes(server_dsn: str) -> Iterator[list[NodeServer]]:
-    # not under pytest's tmp_path (0700): the node servers' OS user must reach it
-    home = Path(tempfile.mkdtemp(prefix="cerebro-transfer-test-"))
-    home.chmod(0o711)
     coordinator = fresh_database(server_dsn, "cerebro_transfer")
-    saved = os.environ.get("PGPASSFILE")
-    os.environ["PGPASSFILE"] = str(home / "pgpass")
-    os_user = Cluster.default().os_user
-    try:
-        servers = up_nodes(home, 2, coordinator, os_user, base_port=0)
+    with local_nodes(coordinator, 2) as (_, servers):
         for s in servers:
             # the superuser over the node's socket; the hop itself runs as the node login
             with psycopg.connect(s.conninfo(), autocommit=True) as c:
@@ -49,13 +37,6 @@ def two_nodes(server_dsn: str) -> Iterator[list[NodeServer]]:
                 )
                 c.execute(sql.SQL("grant all on {} to {}").format(t, sql.Identifier(NODE_LOGIN)))
         yield servers
-    finally:
-        down_nodes(home, os_user)
-        shutil.rmtree(home, ignore_errors=True)
-        if saved is None:
-            os.environ.pop("PGPASSFILE", None)
-        else:
-            os.environ["PGPASSFILE"] = saved
 
 
 def _put(conn: psycopg.Connection, state_id: int, blob: bytes, parts: int) -> None:
