@@ -178,12 +178,12 @@ from cerebro.cluster import (
 )
 
 
-def set_login(conn, role, password, grants):
+def set_login(conn, role, password, grants, attributes=""):
     verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256")
     exists = conn.execute("select 1 from pg_roles where rolname = %s", [role]).fetchone()
     verb = "alter" if exists else "create"
     conn.execute(
-        sql.SQL(verb + " role {} login password {}").format(
+        sql.SQL(verb + " role {} login " + attributes + " password {}").format(
             sql.Identifier(role), sql.Literal(verifier.decode())
         )
     )
@@ -201,7 +201,9 @@ with psycopg.connect(sys.argv[1], autocommit=True) as conn:
     if scheduler_password:
         set_login(conn, "cerebro_scheduler", scheduler_password, [])
     if node_password:
-        set_login(conn, "cerebro_coordinator", node_password, ["cerebro_scheduler", "cerebro_admin"])
+        # bypassrls: the coordinator ships partitions here with COPY (refused under RLS)
+        set_login(conn, "cerebro_coordinator", node_password,
+                  ["cerebro_scheduler", "cerebro_admin"], "bypassrls")
     grown = size_connections(conn)
     if grown:
         print("cerebro-entrypoint: max_connections set to", grown, file=sys.stderr)

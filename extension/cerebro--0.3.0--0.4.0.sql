@@ -276,6 +276,42 @@ create table cerebro.nodes (
 select pg_catalog.pg_extension_config_dump('cerebro.nodes', '');
 select pg_catalog.pg_extension_config_dump('cerebro.nodes_node_id_seq', '');
 
+-- ==== incremental/011-placement.sql ====
+-- 0.4.0: partitions placed on nodes, and the state cache of a node (issue 14).
+--
+-- A dataset loaded with load_dataset(..., nodes => ...) is packed here, on the coordinator,
+-- as before (one encoding, one normalisation, the same checks); each partition that belongs
+-- on another server gets a row here, and the scheduler ships its buffers there with binary
+-- COPY, then deletes them here. A partition without a row lives on the coordinator
+-- ('local'), which is how every dataset of a single-server deployment stays.
+create table cerebro.placements (
+    dataset_id int not null references cerebro.datasets (dataset_id) on delete cascade,
+    partition  int not null check (partition >= 0),
+    node_id    int not null references cerebro.nodes (node_id) on delete restrict,
+    placed_at  timestamptz,          -- null: still here, waiting for the scheduler to ship it
+    buffers    bigint,               -- as shipped (the coordinator no longer has the rows)
+    rows       bigint,
+    bytes      bigint,
+    primary key (dataset_id, partition)
+);
+
+-- On a node: the state after the last sub-epoch a config ran there (a cache: the coordinator
+-- holds the truth, checkpoints and the epoch counter). No foreign keys, since a node has no
+-- configs; unlogged, since losing it in a crash only restarts that config's epoch.
+create unlogged table cerebro.hop_states (
+    config_id       int primary key,
+    epoch           int not null,
+    partitions_done int[] not null,
+    state           bytea not null,
+    result          jsonb,
+    updated_at      timestamptz not null default now()
+);
+alter table cerebro.hop_states alter column state set storage external;
+-- where partitions live is the user's data, like the datasets: a dump keeps it
+select pg_catalog.pg_extension_config_dump('cerebro.placements', '');
+-- and a node's state cache, as cerebro.states: a restored node goes on mid-epoch
+select pg_catalog.pg_extension_config_dump('cerebro.hop_states', '');
+
 -- ==== idempotent/005-access.sql ====
 -- Access: who the session is (admin, scheduler, trusted statement, actor) and what it may
 -- see or steer. Used by the row-level security policies (080-security.sql), the views and the
@@ -408,6 +444,12 @@ $$;
 -- `channels` (3 = RGB, 1 = grayscale), resized to `image_size` [h, w] and scaled to [0, 1].
 -- A single text feature column is tokenised with WordPiece into `max_length` token ids
 -- ([PAD] = 0), with the `vocabulary` given or one of `vocabulary_size` tokens learnt here.
+-- `nodes` places partition j on server nodes[j % n] ('local' = this one, else a name in
+-- cerebro.node_health; default: all here, or like_dataset's placement); without
+-- num_partitions there is one partition per entry.
+-- (0.4.0 added `nodes`: the signature without it goes, or calls would be ambiguous.)
+drop function if exists cerebro.load_dataset(text, regclass, text[], text, int, int, bigint,
+    text, text, text, int[], int, int, text[], int, boolean);
 create or replace function cerebro.load_dataset(
     name text,
     source regclass,
@@ -424,14 +466,15 @@ create or replace function cerebro.load_dataset(
     max_length int default null,
     vocabulary text[] default null,
     vocabulary_size int default null,
-    lowercase boolean default null
+    lowercase boolean default null,
+    nodes text[] default null
 ) returns int language plpython3u set search_path = pg_catalog, pg_temp as $$
 import os, sys
 if 'cerebro_udfs' not in sys.modules and os.path.isfile('cerebro_python.path'): sys.path[:0] = open('cerebro_python.path').read().splitlines()
 from cerebro_udfs.sql_api import load_dataset
 return load_dataset(plpy, name, source, features, label, num_partitions, buffer_rows, seed,
                     like_dataset, task, normalization, image_size, channels, max_length,
-                    vocabulary, vocabulary_size, lowercase)
+                    vocabulary, vocabulary_size, lowercase, nodes)
 $$;
 
 -- Remove a dataset and its buffers (your own; an admin's any).
@@ -443,13 +486,24 @@ from cerebro_udfs.sql_api import drop_dataset
 return drop_dataset(plpy, name)
 $$;
 
--- One row per partition of each dataset: rows, buffers and bytes as stored.
+-- One row per partition of each dataset: rows, buffers and bytes as stored, the server that
+-- holds it ('local': this one) and whether it is there yet (a partition placed on a node is
+-- shipped by the scheduler; until then it waits here and placed is false).
 create or replace view cerebro.dataset_partitions with (security_barrier) as
 select d.name as dataset, b.__dist_key__ as partition, count(*) as buffers,
-       sum(b.num_rows) as rows, sum(octet_length(b.x) + octet_length(b.y)) as bytes
+       sum(b.num_rows) as rows, sum(octet_length(b.x) + octet_length(b.y)) as bytes,
+       coalesce(min(n.name), 'local') as node, min(n.name) is null as placed
   from cerebro.datasets d join cerebro.buffers b using (dataset_id)
+  left join cerebro.placements p
+         on p.dataset_id = d.dataset_id and p.partition = b.__dist_key__
+  left join cerebro.nodes n using (node_id)
  where cerebro._sees_dataset(d.owner)
- group by d.name, b.__dist_key__;
+ group by d.name, b.__dist_key__
+union all
+select d.name, p.partition, p.buffers, p.rows, p.bytes, n.name, true
+  from cerebro.datasets d join cerebro.placements p using (dataset_id)
+  join cerebro.nodes n using (node_id)
+ where p.placed_at is not null and cerebro._sees_dataset(d.owner);
 
 -- ==== idempotent/012-engine.sql ====
 -- Greenplum 7 / Apache Cloudberry: spread the packed buffers over the segments by partition
@@ -567,10 +621,17 @@ begin
     if not cerebro._is_admin() then
         raise exception 'only a cerebro_admin may drop a node';
     end if;
-    delete from cerebro.nodes n where n.name = drop_node.name returning node_id into id;
+    select n.node_id into id from cerebro.nodes n where n.name = drop_node.name;
     if id is null then
         return false;
     end if;
+    if exists (select 1 from cerebro.placements p where p.node_id = id) then
+        raise exception 'node % holds partitions of dataset(s) %: drop those datasets '
+            '(cerebro.drop_dataset) before the node', name,
+            (select string_agg(distinct d.name, ', ') from cerebro.placements p
+               join cerebro.datasets d using (dataset_id) where p.node_id = id);
+    end if;
+    delete from cerebro.nodes n where n.node_id = id;
     insert into cerebro.events (actor, action, detail)
     values (cerebro.actor(), 'drop_node', jsonb_build_object('node', drop_node.name,
                                                              'node_id', id));
@@ -605,6 +666,36 @@ union all
 select n.name, false, n.last_seen_at is not null and n.last_error is null,
        n.last_seen_at, n.last_error, n.last_error_at
   from cerebro.nodes n;
+
+-- Where each partition of a dataset being loaded lives: nodes[j + 1] holds partition j
+-- ('local': this server). Called by load_dataset in the loader's transaction; the scheduler
+-- ships the buffers of every partition placed elsewhere. Only for a dataset you own (or as
+-- an admin).
+create or replace function cerebro._place_partitions(dataset_id int, nodes text[])
+returns int language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
+declare
+    unknown text[];
+    placed int;
+begin
+    if not exists (select 1 from cerebro.datasets d where d.dataset_id = _place_partitions.dataset_id
+                   and (d.owner = session_user or d.owner = current_user
+                        or cerebro._is_admin())) then
+        raise exception 'dataset % is not yours to place', dataset_id;
+    end if;
+    select array_agg(distinct x order by x) into unknown from unnest(nodes) x
+     where x is null or (x <> 'local' and not exists (select 1 from cerebro.nodes n
+                                                      where n.name = x));
+    if unknown is not null then
+        raise exception 'unknown node(s) %: nodes are ''local'' (this server) or a name in '
+            'cerebro.node_health (an admin adds them with cerebro.add_node)', unknown;
+    end if;
+    insert into cerebro.placements (dataset_id, partition, node_id)
+    select _place_partitions.dataset_id, j - 1, n.node_id
+      from unnest(nodes) with ordinality u(name, j) join cerebro.nodes n using (name);
+    get diagnostics placed = row_count;
+    return placed;
+end
+$$;
 
 -- ==== idempotent/020-models.sql ====
 -- Models: the roster and custom Keras scripts.
@@ -980,7 +1071,8 @@ select workload, workload_id, config_id,
        params, source, parent_config, error
   from scored;
 
--- One row per workload: configs by status, epochs done of total, throughput, time left.
+-- One row per workload: configs by status, epochs done of total, throughput, time left, and
+-- the unreachable nodes its active configs wait for (null: none).
 create or replace view cerebro.progress with (security_barrier) as
 with per_config as (
     select c.workload_id, c.status, c.epoch,
@@ -1010,7 +1102,15 @@ select w.name as workload, w.workload_id, w.status, w.search, w.objective,
             make_interval(secs => 60.0 * uc.units_per_epoch *
                 coalesce(sum(greatest(p.max_epochs - p.epoch, 0))
                          filter (where p.status = 'active'), 0) / r.units_per_minute)
-       end as eta
+       end as eta,
+       -- nodes holding a partition of this workload's data that the scheduler cannot
+       -- reach now: configs whose next unit needs one wait until it is back
+       case when count(*) filter (where p.status = 'active') > 0 then
+            (select array_agg(distinct n.name order by n.name)
+               from cerebro.placements pl join cerebro.nodes n using (node_id)
+              where pl.dataset_id in (w.train_dataset, w.valid_dataset)
+                and n.last_error is not null)
+       end as waiting_on
   from cerebro.workloads w
   left join per_config p using (workload_id)
   left join rate r using (workload_id)
@@ -1986,7 +2086,7 @@ grant usage on sequence cerebro.datasets_dataset_id_seq, cerebro.configs_config_
     to cerebro_user;
 grant execute on function
     cerebro.load_dataset(text, regclass, text[], text, int, int, bigint, text, text, text,
-                         int[], int, int, text[], int, boolean),
+                         int[], int, int, text[], int, boolean, text[]),
     cerebro.drop_dataset(text),
     cerebro.import_petastorm(text, text, text, int, text, text),
     cerebro.launch(text, text, text, text, text, jsonb, int, int, text, bigint, jsonb, int,
@@ -2080,4 +2180,12 @@ grant execute on function cerebro.add_node(text, text), cerebro.drop_node(text),
     cerebro._conninfo_keys(text), cerebro._conninfo_keywords()
     to cerebro_admin;
 grant execute on function cerebro._node_seen(text, text) to cerebro_admin, cerebro_scheduler;
+-- placing partitions (load_dataset's nodes => ...): the loader's transaction records where
+-- each partition goes; the scheduler ships the buffers (there: datasets and buffers rows,
+-- as the node login, which bypasses row-level security since COPY needs that) and keeps
+-- a node's state cache
+grant execute on function cerebro._place_partitions(int, text[]) to cerebro_user, cerebro_admin;
+grant update on cerebro.placements to cerebro_scheduler;
+grant insert, delete on cerebro.datasets, cerebro.buffers to cerebro_scheduler;
+grant insert, update, delete on cerebro.hop_states to cerebro_scheduler;
 grant select on cerebro.node_health to cerebro_user, cerebro_reader;

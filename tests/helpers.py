@@ -119,17 +119,22 @@ def fresh_conn(dsn: str) -> psycopg.Connection:
     return psycopg.connect(dsn, autocommit=True)
 
 
+def create_source(c: psycopg.Connection) -> None:
+    """Table ``src``: 1,200 rows (id, a, b, lbl 'in'/'out' of a circle), the same every time."""
+    c.execute("select setseed(0.3)")
+    c.execute(
+        "create table src as select i as id, a, b, "
+        "case when a * a + b * b < 0.5 then 'in' else 'out' end as lbl "
+        "from (select i, random() * 2 - 1 as a, random() * 2 - 1 as b "
+        "from generate_series(1, 1200) i) s order by i"
+    )
+
+
 def make_db(server_dsn: str, name: str) -> str:
     """A fresh database with a learnable 1,200-row dataset 'tr' and validation set 'va'."""
     dsn = fresh_database(server_dsn, name)
     with psycopg.connect(dsn, autocommit=True) as c:
-        c.execute("select setseed(0.3)")
-        c.execute(
-            "create table src as select i as id, a, b, "
-            "case when a * a + b * b < 0.5 then 'in' else 'out' end as lbl "
-            "from (select i, random() * 2 - 1 as a, random() * 2 - 1 as b "
-            "from generate_series(1, 1200) i) s order by i"
-        )
+        create_source(c)
         c.execute(
             "select cerebro.load_dataset('tr', 'src', array['a', 'b'], 'lbl', "
             "num_partitions => 2, seed => 1)"
@@ -190,7 +195,7 @@ def run_to_end(dsn: str, timeout: float = 300) -> str:
     return out
 
 
-def assert_exactly_once(dsn: str, epochs: int) -> None:
+def assert_exactly_once(dsn: str, epochs: int, partitions: int = 2) -> None:
     """Every (config, epoch) visited each train and valid partition exactly once; one metrics
     row per epoch; every config completed. Clones only train the epochs after their start."""
     with psycopg.connect(dsn, autocommit=True) as c:
@@ -207,7 +212,7 @@ def assert_exactly_once(dsn: str, epochs: int) -> None:
             "from cerebro.units where outcome = 'ok' group by 1, 2, 3"
         ).fetchall()
         assert len(per) == trained * 2
-        assert all(parts == [0, 1] for *_, parts in per)
+        assert all(parts == list(range(partitions)) for *_, parts in per)
         metrics = c.execute(
             "select count(*), count(distinct (config_id, epoch)) from cerebro.metrics"
         ).fetchone()

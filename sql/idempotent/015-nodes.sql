@@ -93,10 +93,17 @@ begin
     if not cerebro._is_admin() then
         raise exception 'only a cerebro_admin may drop a node';
     end if;
-    delete from cerebro.nodes n where n.name = drop_node.name returning node_id into id;
+    select n.node_id into id from cerebro.nodes n where n.name = drop_node.name;
     if id is null then
         return false;
     end if;
+    if exists (select 1 from cerebro.placements p where p.node_id = id) then
+        raise exception 'node % holds partitions of dataset(s) %: drop those datasets '
+            '(cerebro.drop_dataset) before the node', name,
+            (select string_agg(distinct d.name, ', ') from cerebro.placements p
+               join cerebro.datasets d using (dataset_id) where p.node_id = id);
+    end if;
+    delete from cerebro.nodes n where n.node_id = id;
     insert into cerebro.events (actor, action, detail)
     values (cerebro.actor(), 'drop_node', jsonb_build_object('node', drop_node.name,
                                                              'node_id', id));
@@ -131,3 +138,33 @@ union all
 select n.name, false, n.last_seen_at is not null and n.last_error is null,
        n.last_seen_at, n.last_error, n.last_error_at
   from cerebro.nodes n;
+
+-- Where each partition of a dataset being loaded lives: nodes[j + 1] holds partition j
+-- ('local': this server). Called by load_dataset in the loader's transaction; the scheduler
+-- ships the buffers of every partition placed elsewhere. Only for a dataset you own (or as
+-- an admin).
+create or replace function cerebro._place_partitions(dataset_id int, nodes text[])
+returns int language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
+declare
+    unknown text[];
+    placed int;
+begin
+    if not exists (select 1 from cerebro.datasets d where d.dataset_id = _place_partitions.dataset_id
+                   and (d.owner = session_user or d.owner = current_user
+                        or cerebro._is_admin())) then
+        raise exception 'dataset % is not yours to place', dataset_id;
+    end if;
+    select array_agg(distinct x order by x) into unknown from unnest(nodes) x
+     where x is null or (x <> 'local' and not exists (select 1 from cerebro.nodes n
+                                                      where n.name = x));
+    if unknown is not null then
+        raise exception 'unknown node(s) %: nodes are ''local'' (this server) or a name in '
+            'cerebro.node_health (an admin adds them with cerebro.add_node)', unknown;
+    end if;
+    insert into cerebro.placements (dataset_id, partition, node_id)
+    select _place_partitions.dataset_id, j - 1, n.node_id
+      from unnest(nodes) with ordinality u(name, j) join cerebro.nodes n using (name);
+    get diagnostics placed = row_count;
+    return placed;
+end
+$$;

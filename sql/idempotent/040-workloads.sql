@@ -122,7 +122,8 @@ select workload, workload_id, config_id,
        params, source, parent_config, error
   from scored;
 
--- One row per workload: configs by status, epochs done of total, throughput, time left.
+-- One row per workload: configs by status, epochs done of total, throughput, time left, and
+-- the unreachable nodes its active configs wait for (null: none).
 create or replace view cerebro.progress with (security_barrier) as
 with per_config as (
     select c.workload_id, c.status, c.epoch,
@@ -152,7 +153,15 @@ select w.name as workload, w.workload_id, w.status, w.search, w.objective,
             make_interval(secs => 60.0 * uc.units_per_epoch *
                 coalesce(sum(greatest(p.max_epochs - p.epoch, 0))
                          filter (where p.status = 'active'), 0) / r.units_per_minute)
-       end as eta
+       end as eta,
+       -- nodes holding a partition of this workload's data that the scheduler cannot
+       -- reach now: configs whose next unit needs one wait until it is back
+       case when count(*) filter (where p.status = 'active') > 0 then
+            (select array_agg(distinct n.name order by n.name)
+               from cerebro.placements pl join cerebro.nodes n using (node_id)
+              where pl.dataset_id in (w.train_dataset, w.valid_dataset)
+                and n.last_error is not null)
+       end as waiting_on
   from cerebro.workloads w
   left join per_config p using (workload_id)
   left join rate r using (workload_id)

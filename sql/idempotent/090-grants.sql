@@ -37,7 +37,7 @@ grant usage on sequence cerebro.datasets_dataset_id_seq, cerebro.configs_config_
     to cerebro_user;
 grant execute on function
     cerebro.load_dataset(text, regclass, text[], text, int, int, bigint, text, text, text,
-                         int[], int, int, text[], int, boolean),
+                         int[], int, int, text[], int, boolean, text[]),
     cerebro.drop_dataset(text),
     cerebro.import_petastorm(text, text, text, int, text, text),
     cerebro.launch(text, text, text, text, text, jsonb, int, int, text, bigint, jsonb, int,
@@ -131,4 +131,12 @@ grant execute on function cerebro.add_node(text, text), cerebro.drop_node(text),
     cerebro._conninfo_keys(text), cerebro._conninfo_keywords()
     to cerebro_admin;
 grant execute on function cerebro._node_seen(text, text) to cerebro_admin, cerebro_scheduler;
+-- placing partitions (load_dataset's nodes => ...): the loader's transaction records where
+-- each partition goes; the scheduler ships the buffers (there: datasets and buffers rows,
+-- as the node login, which bypasses row-level security since COPY needs that) and keeps
+-- a node's state cache
+grant execute on function cerebro._place_partitions(int, text[]) to cerebro_user, cerebro_admin;
+grant update on cerebro.placements to cerebro_scheduler;
+grant insert, delete on cerebro.datasets, cerebro.buffers to cerebro_scheduler;
+grant insert, update, delete on cerebro.hop_states to cerebro_scheduler;
 grant select on cerebro.node_health to cerebro_user, cerebro_reader;

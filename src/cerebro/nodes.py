@@ -89,7 +89,11 @@ class NodeServer(Cluster):
             exists = conn.execute("select 1 from pg_roles where rolname = %s", [NODE_LOGIN])
             verb = "alter" if exists.fetchone() else "create"
             conn.execute(
-                sql.SQL(verb + " role {} login password {}").format(ident, sql.Literal(password))
+                # bypassrls: the coordinator ships datasets and buffers here with COPY, which
+                # tables under row-level security refuse to any other role
+                sql.SQL(verb + " role {} login bypassrls password {}").format(
+                    ident, sql.Literal(password)
+                )
             )
             for role in NODE_LOGIN_ROLES:
                 conn.execute(sql.SQL("grant {} to {}").format(sql.Identifier(role), ident))

@@ -11,6 +11,7 @@ for a partition another config holds.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,15 +60,22 @@ class ConfigView:
 
 
 def pick(
-    configs: list[ConfigView], worker: int, busy: set[int], rng: random.Random
+    configs: list[ConfigView],
+    worker: int,
+    busy: set[int],
+    rng: random.Random,
+    usable: Callable[[ConfigView, str], bool] | None = None,
 ) -> tuple[ConfigView, str] | None:
-    """Least progress first, then priority, random among ties (Cerebro, VLDB 2020, Alg. 1)."""
+    """Least progress first, then priority, random among ties (Cerebro, VLDB 2020, Alg. 1).
+
+    ``usable(config, kind)`` can rule a unit out for now (its partition's node is away, or
+    the partition is still on its way there): that config waits, the others go on."""
     best = None
     for c in configs:
         if c.config_id in busy:
             continue
         kind = c.wants(worker)
-        if kind is None:
+        if kind is None or (usable is not None and not usable(c, kind)):
             continue
         progress = c.epoch + (len(c.partitions_done) + len(c.valid_done)) / max(
             1, c.n_train + c.n_valid

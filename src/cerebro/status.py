@@ -71,7 +71,7 @@ def node_lines(conn: psycopg.Connection) -> list[str]:
     if count.fetchone() == (0,):
         return []
     if conn.execute("select cerebro._is_admin() or cerebro._is_scheduler()").fetchone() == (True,):
-        return health_lines(probe(conn))
+        return health_lines(probe(conn)) + waiting_lines(conn)
     rows = conn.execute(
         "select name, last_seen_at, last_error from cerebro.node_health where not is_local "
         "order by name"
@@ -81,6 +81,19 @@ def node_lines(conn: psycopg.Connection) -> list[str]:
         + (f"DOWN: {error}" if error else "reachable" if seen else "never probed")
         + (f"; last seen {seen:%Y-%m-%d %H:%M:%S %Z}" if seen else "")
         for name, seen, error in rows
+    ] + waiting_lines(conn)
+
+
+def waiting_lines(conn: psycopg.Connection) -> list[str]:
+    """Workloads whose active configs wait for a node that is away (cerebro.progress)."""
+    rows = conn.execute(
+        "select workload, waiting_on from cerebro.progress where waiting_on is not null "
+        "order by workload"
+    ).fetchall()
+    return [
+        f"waiting:   workload {name} waits for node(s) {', '.join(nodes)} "
+        "(its configs go on when they are back)"
+        for name, nodes in rows
     ]
 
 

@@ -82,6 +82,7 @@ def load_dataset(
     vocabulary: list[str] | None = None,
     vocabulary_size: int | None = None,
     lowercase: bool | None = None,
+    nodes: list[str] | None = None,
 ) -> int:
     """Pack ``source`` and register it as dataset ``name``; returns the dataset id.
 
@@ -96,30 +97,26 @@ def load_dataset(
     features, label = _feature_and_label_names(rel, features, label, like)
     _check_choices(task, normalization)
     enc = _encoding(
-        rel,
-        features,
-        like,
-        like_dataset,
-        image_size,
-        channels,
-        max_length,
-        vocabulary_size,
-        lowercase,
-        vocabulary,
-    )
+        rel, features, like, like_dataset, image_size, channels, max_length,
+        vocabulary_size, lowercase, vocabulary,
+    )  # fmt: skip
     if enc["kind"] != "numeric" and normalization == "standard":
         raise CerebroError(
             f"normalization 'standard' does not apply to {enc['kind']} features",
             hint="images are scaled to [0, 1]; token ids are not normalised",
         )
+    nodes = _nodes(plpy, nodes, like)
+    if nodes and num_partitions is None:
+        num_partitions = len(nodes)
     caps = _check_limits(plpy, num_partitions, enc, like, vocabulary, buffer_rows)
     feats = _features(plpy, rel, features, enc)
     col = rel.columns[label]
     task = _task(col, label, task, like, like_dataset)
     packed = _pack(plpy, rel, feats, label, task, like, like_dataset, normalization, vocabulary)
     num_partitions, buffer_rows = _layout(packed.x, num_partitions, buffer_rows, caps)
-    n = packed.x.shape[0]
-    parts = np.array_split(np.random.default_rng(seed).permutation(n), num_partitions)
+    rows = packed.x.shape[0]
+    parts = np.array_split(np.random.default_rng(seed).permutation(rows), num_partitions)
+    n = len(parts)
     dataset_id = store.insert_dataset(
         plpy,
         _catalog_row(
@@ -127,7 +124,30 @@ def load_dataset(
         ),
     )
     _write_buffers(plpy, dataset_id, parts, packed.x, packed.y, buffer_rows)
+    if nodes and any(x != "local" for x in nodes):
+        store.place_partitions(plpy, dataset_id, [nodes[j % len(nodes)] for j in range(n)])
     return dataset_id
+
+
+def _nodes(plpy: Any, nodes: list[str] | None, like: dict[str, Any] | None) -> list[str] | None:
+    """The servers to place partitions on, checked before anything is packed: the ones
+    asked for, else like_dataset's placement (a validation set sits where its training set
+    does), else None (all here)."""
+    if nodes is None:
+        if like is None:
+            return None
+        return store.placement_of(plpy, like["name"])
+    if not nodes:
+        raise CerebroError("nodes must name at least one server ('local' is this one)")
+    known = store.node_names(plpy)
+    unknown = sorted({str(n) for n in nodes if n not in known})
+    if unknown:
+        raise CerebroError(
+            f"unknown node(s) {', '.join(unknown)}",
+            hint="use 'local' (this server) or a name from cerebro.node_health; "
+            "an admin adds nodes with cerebro.add_node",
+        )
+    return list(nodes)
 
 
 def _catalog_row(

@@ -857,3 +857,33 @@ def upload_in_use(plpy: Any, path: str) -> bool:
     return (
         _row(plpy, "select 1 from cerebro.weights where path = $1", ["text"], [path]) is not None
     )
+
+
+# ---- placing partitions on nodes (issue 14)
+
+
+def node_names(plpy: Any) -> set[str]:
+    """The servers a partition may be placed on: 'local' (this one) and every node."""
+    return {r["name"] for r in _rows(plpy, "select name from cerebro.node_health")}
+
+
+def placement_of(plpy: Any, name: str) -> list[str] | None:
+    """The server of each partition of a dataset ('local' for this one), or None when all
+    of its partitions are here (read through the view, which shows only what you may see)."""
+    rows = _rows(
+        plpy,
+        "select partition, node from cerebro.dataset_partitions where dataset = $1 "
+        "order by partition",
+        ["text"],
+        [name],
+    )
+    nodes = [r["node"] for r in rows]
+    return nodes if any(n != "local" for n in nodes) else None
+
+
+def place_partitions(plpy: Any, dataset_id: int, nodes: list[str]) -> None:
+    """Record that partition j of the new dataset belongs on ``nodes[j]``."""
+    plpy.execute(
+        plpy.prepare("select cerebro._place_partitions($1, $2)", ["int", "text[]"]),
+        [dataset_id, nodes],
+    )

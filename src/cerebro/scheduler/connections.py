@@ -16,6 +16,8 @@ import psycopg
 from psycopg import sql
 from psycopg.abc import Params
 
+from .unit import NodeDown
+
 log = logging.getLogger("cerebro.scheduler")
 
 
@@ -93,6 +95,9 @@ class Workers:
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
         self.conns: dict[int, psycopg.Connection] = {}
+        # a worker's connections to the nodes holding its partition of some dataset
+        self.node_conns: dict[tuple[int, str], psycopg.Connection] = {}
+        self.conninfo: dict[str, str] = {}  # node -> conninfo (the planner keeps it fresh)
 
     def __len__(self) -> int:
         return len(self.conns)
@@ -105,10 +110,25 @@ class Workers:
             self.conns[j] = conn
         return conn
 
+    def node(self, j: int, name: str) -> psycopg.Connection:
+        """Worker ``j``'s connection to node ``name``, opened (again) if needed; raises
+        NodeDown when the node cannot be reached."""
+        conn = self.node_conns.get((j, name))
+        if conn is None or conn.closed or conn.broken:
+            if name not in self.conninfo:
+                raise NodeDown(name, "no such node in cerebro.nodes")
+            try:
+                conn = connect(self.conninfo[name], f"cerebro worker {j}", WORKER_OPTIONS)
+            except psycopg.OperationalError as e:
+                raise NodeDown(name, str(e).strip().splitlines()[-1]) from None
+            self.node_conns[(j, name)] = conn
+        return conn
+
     def close(self) -> None:
-        for conn in self.conns.values():
+        for conn in [*self.conns.values(), *self.node_conns.values()]:
             conn.close()
         self.conns.clear()
+        self.node_conns.clear()
 
     def keep_alive(self) -> list[int]:
         """Keep the connections that still answer (a new session reuses them, with the

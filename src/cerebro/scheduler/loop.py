@@ -33,6 +33,7 @@ from . import leadership
 from . import statements as S
 from .connections import Listener, Workers, connect, error_message
 from .housekeeping import housekeep
+from .placement import Placement, Shipper
 from .planning import Planner
 from .recovery import recover
 from .runner import UnitRunner
@@ -86,6 +87,9 @@ class Scheduler:
         self.led = False  # the current session has taken leadership and recovered
         self.housekeeping_s = float(os.environ.get("CEREBRO_HOUSEKEEPING_S", HOUSEKEEPING_S))
         self.runner = UnitRunner(self.workers, on_epoch or (lambda info: None))
+        # nodes: which are away (not before this monotonic time are they tried again)
+        self.node_retry: dict[str, float] = {}
+        self.shipper = Shipper(self._record_node)
 
     def run(self) -> None:
         """Serve until stopped: sessions one after the other, with a growing backoff while
@@ -112,6 +116,7 @@ class Scheduler:
                     self.stop_event.wait(delay)
         finally:
             self.workers.close()
+            self.shipper.close()
 
     def _session(self) -> None:
         """One session: connect, take leadership, recover, loop. Its leader and listener
@@ -185,6 +190,7 @@ class Scheduler:
         assert self.conn is not None
         try:
             removed = housekeep(self.conn)
+            removed["node datasets"] = self.shipper.collect_garbage(self.conn)
         except psycopg.Error as e:
             if self.conn.broken:
                 raise
@@ -210,16 +216,56 @@ class Scheduler:
         turn.dirty, turn.last_refresh = False, now
         turn.deferred = {c: t for c, t in turn.deferred.items() if t > now}
         busy = {u.view.config_id for _, u in turn.running.values()} | set(turn.deferred)
+        placement = self._placement(now)
+        away = {n for n, t in self.node_retry.items() if t > now}
+
+        def usable_on(j: int) -> Callable[[ConfigView, str], bool]:
+            def usable(c: ConfigView, kind: str) -> bool:
+                node, source = placement.locate(c, kind, j)
+                return placement.ready(c, kind, j) and not ({node, source} & away)
+
+            return usable
+
         for j in range(self._worker_count(turn.configs)):
             if j in turn.running:
                 continue
-            choice = pick(turn.configs, j, busy, self.rng)
+            choice = pick(turn.configs, j, busy, self.rng, usable_on(j))
             if choice is None:
                 continue
             view, kind = choice
-            unit = Unit(view, kind, j, j)
+            unit = Unit(view, kind, j, j, *placement.locate(view, kind, j))
             busy.add(view.config_id)
             turn.running[j] = (pool.submit(self.runner.run, unit), unit)
+
+    def _placement(self, now: float) -> Placement:
+        """Where partitions live; ships the ones waiting for a node that is not away."""
+        assert self.conn is not None
+        self._drain_node_news()
+        placement = Placement.read(self.conn)
+        self.workers.conninfo = placement.conninfo
+        if placement.pending:
+            away = {n for n, t in self.node_retry.items() if t > now}
+            if self.shipper.ship(self.conn, placement, away):
+                placement = Placement.read(self.conn)
+        return placement
+
+    def _drain_node_news(self) -> None:
+        """What the units learnt about nodes (away, or answering again)."""
+        while not self.runner.node_news.empty():
+            self._record_node(*self.runner.node_news.get())
+
+    def _record_node(self, name: str, error: str | None) -> None:
+        """A node is away (its units wait DEFER_S before they try it again) or back;
+        recorded in cerebro.nodes for node_health, progress and cerebro status."""
+        assert self.conn is not None
+        if error is None:
+            if self.node_retry.pop(name, None) is not None:
+                log.info("node %s answers again", name)
+        else:
+            if name not in self.node_retry:
+                log.warning("node %s is away: %s; its units wait", name, error)
+            self.node_retry[name] = time.monotonic() + DEFER_S
+        self.conn.execute(S.NODE_SEEN, [name, None if error is None else error[:500]])
 
     def _collect(self, turn: _Turn, listener: Listener) -> None:
         """Wait briefly for a unit to finish; a finished unit or a notification means

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,8 @@ import psycopg
 from . import statements as S
 from .connections import Workers, error_message, one
 from .epoch import commit_epoch, lock_workload
-from .unit import CheckpointMissing, StateLost, Unit
+from .hops import Hops
+from .unit import CheckpointMissing, NodeDown, StateLost, Unit, UnitFailed
 
 log = logging.getLogger("cerebro.scheduler")
 
@@ -109,12 +111,22 @@ class UnitRunner:
         self.workers = workers
         self.on_epoch = on_epoch
         self.last_deferral = ""  # why the last deferred unit was (the loop reports it)
+        self.hops = Hops(workers)
+        # (node, error or None when it answers again), for the loop to record and plan by
+        self.node_news: queue.SimpleQueue[tuple[str, str | None]] = queue.SimpleQueue()
+        self.nodes_up: set[str] = set()
 
     def run(self, unit: Unit) -> str:
         """Run one unit on its worker connection; returns its outcome (the booking's key).
 
         Raises only when the unit could not be booked (the server went away): the loop then
         starts a new session, whose recovery books it as lost."""
+        try:
+            self._reach_nodes(unit)
+        except NodeDown as e:
+            self._node_down(e)
+            self.last_deferral = f"config {unit.view.config_id}: waits: {e}"
+            return "deferred"
         try:
             conn = self.workers.get(unit.worker)
             row = conn.execute(S.START_UNIT, unit.args()).fetchone()
@@ -128,13 +140,36 @@ class UnitRunner:
             return "skipped"  # stopped, paused or moved on since we planned it
         unit_id = row[0]
         try:
-            self._commit(conn, unit, unit_id)
-            return "ok"
+            if unit.node is not None:
+                self.hops.run_remote(conn, unit, unit_id, self.on_epoch)
+            else:
+                if unit.source is not None:
+                    self.hops.fetch_to_coordinator(conn, unit)
+                self._commit(conn, unit, unit_id)
         except Exception as e:
+            if isinstance(e, NodeDown):
+                self._node_down(e)
             outcome, error = _classify(e, conn)
             if outcome == "crashed":
                 log.exception("unit %s: internal error", unit)
             return self._finish_unit(outcome, unit, unit_id, error)
+        if unit.node is not None or unit.source is not None:
+            self.hops.tidy(conn, unit)
+        return "ok"
+
+    def _reach_nodes(self, unit: Unit) -> None:
+        """Connect to the nodes the unit needs before it starts (NodeDown if one is away),
+        and tell the loop about a node that answers again."""
+        for name in {unit.node, unit.source} - {None}:
+            assert name is not None
+            self.workers.node(unit.worker, name)
+            if name not in self.nodes_up:
+                self.nodes_up.add(name)
+                self.node_news.put((name, None))
+
+    def _node_down(self, e: NodeDown) -> None:
+        self.nodes_up.discard(e.node)
+        self.node_news.put((e.node, e.error))
 
     def _commit(self, conn: psycopg.Connection, unit: Unit, unit_id: int) -> None:
         """The unit, its 'ok' and (if it is the last) its epoch, in one transaction."""
@@ -223,8 +258,10 @@ def _classify(e: Exception, conn: psycopg.Connection) -> tuple[str, str]:
     """(booking, error text) for a unit that did not commit."""
     if isinstance(e, StateLost):
         return STATE_LOST, "state lost"
-    if isinstance(e, CheckpointMissing):
+    if isinstance(e, UnitFailed):
         return "failed", str(e)
+    if isinstance(e, NodeDown):  # the config waits for the node; it is not its fault
+        return "deferred", str(e)
     if conn.broken:  # its backend ended: terminated, crashed, server restarted
         return "lost", str(e)
     if isinstance(e, psycopg.errors.QueryCanceled):

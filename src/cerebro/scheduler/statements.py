@@ -132,7 +132,7 @@ STASH_STATE = "select cerebro._stash_state(%s)"
 # The sub-epoch: the aggregate reads its input state in the server and the new state is
 # upserted straight from its result; the returned row says whether it came back chunked.
 _TRAIN = """
-insert into cerebro.states (config_id, epoch, partitions_done, state, result, updated_at)
+insert into {table} (config_id, epoch, partitions_done, state, result, updated_at)
 select %(config_id)s, %(epoch)s, %(new_done)s::int[], (r.res).state,
        jsonb_build_object('loss', (r.res).loss, 'metrics', (r.res).metrics,
                           'rows', (r.res).rows, 'seconds', (r.res).seconds), now()
@@ -242,11 +242,15 @@ def input_ref(state: str) -> sql.Composed:
     return sql.SQL(_INPUT_REF).format(state=sql.SQL(state))
 
 
-def train(state: str, dataset_id: int, partition: int) -> sql.Composed:
-    """The training statement of one sub-epoch. Dataset and partition are literals so that
-    Greenplum dispatches it to the one segment holding the partition."""
+def train(state: str, dataset_id: int, partition: int, table: str = "states") -> sql.Composed:
+    """The training statement of one sub-epoch, upserting into ``cerebro.<table>`` (a node's
+    units use ``hop_states``). Dataset and partition are literals so that Greenplum
+    dispatches it to the one segment holding the partition."""
     return sql.SQL(_TRAIN).format(
-        state=sql.SQL(state), dataset=sql.Literal(dataset_id), partition=sql.Literal(partition)
+        table=sql.Identifier("cerebro", table),
+        state=sql.SQL(state),
+        dataset=sql.Literal(dataset_id),
+        partition=sql.Literal(partition),
     )
 
 
@@ -255,3 +259,116 @@ def evaluate(state: str, dataset_id: int, partition: int) -> sql.Composed:
     return sql.SQL(_EVAL).format(
         state=sql.SQL(state), dataset=sql.Literal(dataset_id), partition=sql.Literal(partition)
     )
+
+
+# -- nodes: partitions on other servers, states hopping between them (issue 14) ----------------
+
+NODES = "select name, conninfo from cerebro.nodes"
+PLACEMENTS = (
+    "select p.dataset_id, p.partition, n.name, p.placed_at is not null "
+    "from cerebro.placements p join cerebro.nodes n using (node_id)"
+)
+# what the scheduler saw of a node: null = reachable (cerebro.node_health, progress.waiting_on)
+NODE_SEEN = "select cerebro._node_seen(%s, %s)"
+
+# Shipping a partition placed on a node: there, the dataset row (its identity is its id and
+# creation time; like_dataset is only the coordinator's business) and the buffers, replacing
+# whatever an interrupted shipment left; here, the partition's size, then its rows go.
+DATASET_STAMP = "select created_at from cerebro.datasets where dataset_id = %s"
+FORGET_NODE_DATASET = "delete from cerebro.datasets where dataset_id = %s or name = %s"
+DATASET_NAME = "select name from cerebro.datasets where dataset_id = %s"
+DATASET_COLUMNS = [
+    "dataset_id", "name", "source", "features", "label", "task", "classes", "feature_shape",
+    "normalization", "statistics", "num_rows", "num_partitions", "buffer_rows",
+    "rows_per_partition", "seed", "owner", "created_at", "encoding", "vocabulary",
+]  # fmt: skip
+BUFFER_COLUMNS = ["dataset_id", "__dist_key__", "buffer_id", "num_rows", "x", "y"]
+DELETE_BUFFERS = "delete from cerebro.buffers where dataset_id = %s and __dist_key__ = %s"
+PLACED = """
+update cerebro.placements p set placed_at = now(), buffers = b.n, rows = b.r, bytes = b.s
+  from (select count(*) as n, sum(num_rows) as r, sum(octet_length(x) + octet_length(y)) as s
+          from cerebro.buffers where dataset_id = %(d)s and __dist_key__ = %(p)s) b
+ where p.dataset_id = %(d)s and p.partition = %(p)s and p.placed_at is null
+"""
+# on a node: datasets the coordinator no longer places there (dropped, or loaded again)
+NODE_DATASETS_GC = "delete from cerebro.datasets where dataset_id <> all(%s::int[])"
+# state copies a node may still need: configs that can go on mid-epoch (a completed config
+# starts its next epoch from the checkpoint; a deleted one has none)
+LIVE_CONFIGS = (
+    "select coalesce(array_agg(config_id), '{}') from cerebro.configs where status <> 'completed'"
+)
+NODE_STATES_GC = "delete from cerebro.hop_states where config_id <> all(%s::int[])"
+
+
+def dataset_row(dataset_id: int) -> sql.Composed:
+    """The dataset's row as a node stores it (COPY binds no parameters: literals)."""
+    cols = [sql.Identifier(c) for c in DATASET_COLUMNS]
+    return sql.SQL("select {} from cerebro.datasets where dataset_id = {}").format(
+        sql.SQL(", ").join(cols), sql.Literal(dataset_id)
+    )
+
+
+def buffer_rows(dataset_id: int, partition: int) -> sql.Composed:
+    return sql.SQL(
+        "select {} from cerebro.buffers where dataset_id = {} and __dist_key__ = {}"
+    ).format(
+        sql.SQL(", ").join(map(sql.Identifier, BUFFER_COLUMNS)),
+        sql.Literal(dataset_id),
+        sql.Literal(partition),
+    )
+
+
+# A state between servers: the coordinator's cerebro.states (and checkpoints), a node's
+# cerebro.hop_states; the same columns on both.
+STATE_COLUMNS = ["config_id", "epoch", "partitions_done", "state", "result", "updated_at"]
+HOP_STATE = (
+    "(select state from cerebro.hop_states where config_id = %(config_id)s "
+    "and epoch = %(epoch)s and partitions_done = %(done)s::int[])"
+)
+HAS_HOP_STATE = (
+    "select 1 from cerebro.hop_states where config_id = %(config_id)s "
+    "and epoch = %(epoch)s and partitions_done = %(done)s::int[]"
+)
+FRESH_STATE = "(select null::bytea)"
+# a chunked state is a reference to rows of this server: it cannot hop as it is
+STATE_IS_CHUNKED = (
+    "select cerebro._chunk_blob(state) is not null from cerebro.states "
+    "where config_id = %(config_id)s"
+)
+CHECKPOINT_IS_CHUNKED = (
+    "select cerebro._chunk_blob(state) is not null from cerebro.checkpoints "
+    "where config_id = %(config_id)s and epoch = %(epoch)s - 1"
+)
+
+
+def clear_state(table: str) -> sql.Composed:
+    """Make room for a config's incoming state (one row per config and server)."""
+    return sql.SQL("delete from {} where config_id = %s").format(sql.Identifier("cerebro", table))
+
+
+def forget_state(table: str) -> sql.Composed:
+    """Drop a copy that has moved on (only that very state: a newer one stays)."""
+    return sql.SQL(
+        "delete from {} where config_id = %s and epoch = %s and partitions_done = %s::int[]"
+    ).format(sql.Identifier("cerebro", table))
+
+
+def state_row(table: str, config_id: int, epoch: int, done: list[int]) -> sql.Composed:
+    """A config's state after ``done`` in ``epoch``, as a row of STATE_COLUMNS."""
+    return sql.SQL(
+        "select {} from {} where config_id = {} and epoch = {} and partitions_done = {}::int[]"
+    ).format(
+        sql.SQL(", ").join(map(sql.Identifier, STATE_COLUMNS)),
+        sql.Identifier("cerebro", table),
+        sql.Literal(config_id),
+        sql.Literal(epoch),
+        sql.Literal(done),
+    )
+
+
+def checkpoint_as_state(config_id: int, epoch: int) -> sql.Composed:
+    """The checkpoint epoch ``epoch`` starts from, as the state before its first partition."""
+    return sql.SQL(
+        "select config_id, {e}, '{{}}'::int[], state, null::jsonb, now() "
+        "from cerebro.checkpoints where config_id = {c} and epoch = {e} - 1"
+    ).format(e=sql.Literal(epoch), c=sql.Literal(config_id))

@@ -21,9 +21,28 @@ class StateLost(Exception):
     """The sub-epoch state this unit needs is gone (unlogged table truncated by a crash)."""
 
 
-class CheckpointMissing(Exception):
+class UnitFailed(Exception):
+    """The config cannot go on as it is (its message becomes configs.error)."""
+
+
+class CheckpointMissing(UnitFailed):
     """The checkpoint an epoch continues from is gone: training it from a fresh model would
     silently throw the config's past epochs away, so the config fails instead."""
+
+
+class NodeDown(Exception):
+    """A node the unit needs (for its partition, or for the state it continues from) cannot
+    be reached: the unit waits for it, and nothing counts against the config."""
+
+    def __init__(self, node: str, error: str) -> None:
+        super().__init__(f"node {node} is unreachable: {error}")
+        self.node = node
+        self.error = error
+
+
+# A node's units keep their state in one value (bytea's limit is 1 GB): a chunked state is
+# rows of one server and cannot hop as it is.
+REMOTE_INLINE_MAX = (1 << 30) - (1 << 20)
 
 
 @dataclass
@@ -32,6 +51,8 @@ class Unit:
     kind: str  # 'train' or 'valid'
     partition: int
     worker: int
+    node: str | None = None  # the node holding the partition; None: the coordinator
+    source: str | None = None  # the node holding the state it continues from; None: here
 
     @property
     def epoch(self) -> int:
@@ -65,4 +86,6 @@ class Unit:
             dataset, v.extra["params"], v.extra["seed"], self.partition, self.epoch, v.config_id
         )
         cfg.update(_STATE_LIMITS)
+        if self.node is not None:
+            cfg["state_inline_max"] = REMOTE_INLINE_MAX
         return json.dumps(cfg)
