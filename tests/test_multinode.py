@@ -123,6 +123,8 @@ def test_grid_trains_to_completion_exactly_once_across_servers(undisturbed: Depl
     assert {(p, n) for p, n, _ in units} == {(0, None), (1, "node1"), (2, "node2")}
     # states really travelled to the nodes (checkpoint or another server's state)
     assert any(b and b > 1000 for p, _, b in units if p > 0)
+    # and back: a unit on the coordinator after one on a node fetched its state from there
+    assert any(b and b > 1000 for p, _, b in units if p == 0)
     board = fetch_all(d.dsn, "select best_objective from cerebro.leaderboard")
     assert len(board) == 4 and all(b is not None for (b,) in board)
     # nothing but caches left on the nodes: no state copy of a finished config stays behind

@@ -50,21 +50,23 @@ class Hops:
     def conn_of(self, unit: Unit, where: str | None, coord: psycopg.Connection) -> Any:
         return coord if where is None else self.workers.node(unit.worker, where)
 
-    def fetch_to_coordinator(self, coord: psycopg.Connection, unit: Unit) -> None:
+    def fetch_to_coordinator(self, coord: psycopg.Connection, unit: Unit) -> dict[str, Any]:
         """A unit on the coordinator continues from a state on a node: bring it into
-        ``states`` (its own transaction: ``states`` is a cache, the unit checks it)."""
+        ``states`` (its own transaction: ``states`` is a cache, the unit checks it); returns
+        the hop's figures for the unit's result."""
         assert unit.source is not None
         src = self.workers.node(unit.worker, unit.source)
         v = unit.view
         with coord.transaction():
             coord.execute(S.clear_state("states"), [v.config_id])
-            _stream(
+            moved = _stream(
                 src,
                 unit.source,
                 S.state_row(HOP, v.config_id, unit.epoch, v.partitions_done),
                 coord,
                 "states",
             )
+        return {"hop_from": unit.source, **_hop_figures(moved)}
 
     def run_remote(
         self,

@@ -143,9 +143,10 @@ class UnitRunner:
             if unit.node is not None:
                 self.hops.run_remote(conn, unit, unit_id, self.on_epoch)
             else:
+                hop = None
                 if unit.source is not None:
-                    self.hops.fetch_to_coordinator(conn, unit)
-                self._commit(conn, unit, unit_id)
+                    hop = self.hops.fetch_to_coordinator(conn, unit)
+                self._commit(conn, unit, unit_id, hop)
         except Exception as e:
             if isinstance(e, NodeDown):
                 self._node_down(e)
@@ -171,12 +172,16 @@ class UnitRunner:
         self.nodes_up.discard(e.node)
         self.node_news.put((e.node, e.error))
 
-    def _commit(self, conn: psycopg.Connection, unit: Unit, unit_id: int) -> None:
-        """The unit, its 'ok' and (if it is the last) its epoch, in one transaction."""
+    def _commit(
+        self, conn: psycopg.Connection, unit: Unit, unit_id: int, hop: dict[str, Any] | None
+    ) -> None:
+        """The unit, its 'ok' and (if it is the last) its epoch, in one transaction. ``hop``:
+        what moving its input state here cost, for its result."""
         with conn.transaction():
             result = (
                 self._train(conn, unit) if unit.kind == "train" else self._evaluate(conn, unit)
             )
+            result.update(hop or {})
             conn.execute(S.UNIT_OK, [json.dumps(result), unit_id])
             if unit.completes_epoch:
                 self.on_epoch(commit_epoch(conn, unit))
