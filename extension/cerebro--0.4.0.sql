@@ -589,6 +589,14 @@ select pg_catalog.pg_extension_config_dump('cerebro.placements', '');
 -- and a node's state cache, as cerebro.states: a restored node goes on mid-epoch
 select pg_catalog.pg_extension_config_dump('cerebro.hop_states', '');
 
+-- ==== incremental/012-segment-keys.sql ====
+-- 0.4.0: on Greenplum 7 / Apache Cloudberry, partition p of a dataset is stored under the
+-- __dist_key__ value that the engine's hash puts on the p-th segment (load_dataset asks the
+-- engine: engine.partition_keys), so that each partition sits on its own segment.
+-- dist_keys[p + 1] is that key; null means key = partition number (PostgreSQL).
+alter table cerebro.datasets add column dist_keys int[]
+    check (dist_keys is null or cardinality(dist_keys) = num_partitions);
+
 -- ==== idempotent/005-access.sql ====
 -- Access: who the session is (admin, scheduler, trusted statement, actor) and what it may
 -- see or steer. Used by the row-level security policies (080-security.sql), the views and the
@@ -767,7 +775,9 @@ $$;
 -- holds it ('local': this one) and whether it is there yet (a partition placed on a node is
 -- shipped by the scheduler; until then it waits here and placed is false).
 create or replace view cerebro.dataset_partitions with (security_barrier) as
-select d.name as dataset, b.__dist_key__ as partition, count(*) as buffers,
+select d.name as dataset,
+       coalesce(array_position(d.dist_keys, b.__dist_key__) - 1, b.__dist_key__) as partition,
+       count(*) as buffers,
        sum(b.num_rows) as rows, sum(octet_length(b.x) + octet_length(b.y)) as bytes,
        coalesce(min(n.name), 'local') as node, min(n.name) is null as placed
   from cerebro.datasets d join cerebro.buffers b using (dataset_id)
@@ -775,7 +785,7 @@ select d.name as dataset, b.__dist_key__ as partition, count(*) as buffers,
          on p.dataset_id = d.dataset_id and p.partition = b.__dist_key__
   left join cerebro.nodes n using (node_id)
  where cerebro._sees_dataset(d.owner)
- group by d.name, b.__dist_key__
+ group by d.name, d.dist_keys, b.__dist_key__
 union all
 select d.name, p.partition, p.buffers, p.rows, p.bytes, n.name, true
   from cerebro.datasets d join cerebro.placements p using (dataset_id)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import psycopg.rows
@@ -189,14 +190,23 @@ def test_every_generated_statement_parses_and_stays_within_pg12(engine):
             assert not pattern.search(s), f"{name} uses {construct}"
 
 
-def test_the_postgres_variant_matches_what_the_scheduler_issues():
-    # the generated PostgreSQL statement is statements.train with the parameters as literals
-    ours = _statements("postgres")["subepoch from states"]
-    theirs = S.train(S.STATE_FROM_STATES, 3, 1).as_string(None)
+@pytest.mark.parametrize("engine", E.ENGINES)
+def test_each_engines_variant_matches_what_the_scheduler_issues(engine):
+    # the generated statements are what the scheduler issues there (statements.train and
+    # .evaluate with the engine's grouping and the partition's key), parameters as literals
+    st = _statements(engine)
+    key = E.partition_keys(PROBE if engine in E.MPP else [], 2)[1]
+    mpp = engine in E.MPP
+    _same(st["subepoch from states"], S.train(S.STATE_FROM_STATES, 3, key, mpp=mpp))
+    _same(st["evaluation"], S.evaluate(S.STATE_FROM_STATES, 3, key, mpp=mpp), epoch=3, done="0,1")
+
+
+def _same(ours: str, statement: Any, epoch: int = 2, done: str = "0") -> None:
+    theirs = statement.as_string(None)
     placeholders = {
         "%(config_id)s": "7",
-        "%(epoch)s": "2",
-        "%(done)s::int[]": "'{0}'::int[]",
+        "%(epoch)s": str(epoch),
+        "%(done)s::int[]": "'{" + done + "}'::int[]",
         "%(new_done)s::int[]": "'{0,1}'::int[]",
         "%(spec)s": E.jsonb_literal(SPEC),
         "%(cfg)s": E.jsonb_literal(CFG),
@@ -356,3 +366,38 @@ def test_generated_statements_are_segment_safe(db):
             with pytest.raises(psycopg.Error) as e:
                 c.execute(statement.encode())
             assert "not allowed in the training and evaluation path" in str(e.value)
+
+
+@pytest.mark.slow
+def test_partitions_stored_under_segment_keys_train_on_the_right_rows(server_dsn):
+    """What load_dataset writes on Greenplum/Cloudberry (partition p under the p-th
+    segment's key, datasets.dist_keys), made by hand on PostgreSQL: the scheduler reads each
+    partition under its key, and dataset_partitions still shows partition numbers."""
+    from helpers import fetch_all, run_to_end
+
+    dsn = make_db(server_dsn, "cerebro_engine_keys")
+    keys = [100, 107]
+    with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute("update cerebro.buffers set __dist_key__ = __dist_key__ * 7 + 100")
+        c.execute("update cerebro.datasets set dist_keys = %s", [keys])
+    parts = fetch_all(
+        dsn, "select dataset, partition, rows from cerebro.dataset_partitions order by 1, 2"
+    )
+    assert [(d, p) for d, p, _ in parts] == [("tr", 0), ("tr", 1), ("va", 0), ("va", 1)]
+    launch(dsn, "keys", space={"hidden": {"choice": [[8]]}}, epochs=1)
+    run_to_end(dsn)
+    units = fetch_all(
+        dsn,
+        "select u.kind, u.partition, (u.result->>'rows')::bigint from cerebro.units u "
+        "where u.outcome = 'ok' order by 1, 2",
+    )
+    expected = {(d, p): r for d, p, r in parts}
+    assert [(k, p) for k, p, _ in units] == [
+        ("train", 0),
+        ("train", 1),
+        ("valid", 0),
+        ("valid", 1),
+    ]
+    for kind, p, rows in units:
+        assert rows == expected[("tr" if kind == "train" else "va", p)]
+    assert fetch_all(dsn, "select status from cerebro.configs") == [("completed",)]

@@ -54,7 +54,9 @@ $$;
 -- holds it ('local': this one) and whether it is there yet (a partition placed on a node is
 -- shipped by the scheduler; until then it waits here and placed is false).
 create or replace view cerebro.dataset_partitions with (security_barrier) as
-select d.name as dataset, b.__dist_key__ as partition, count(*) as buffers,
+select d.name as dataset,
+       coalesce(array_position(d.dist_keys, b.__dist_key__) - 1, b.__dist_key__) as partition,
+       count(*) as buffers,
        sum(b.num_rows) as rows, sum(octet_length(b.x) + octet_length(b.y)) as bytes,
        coalesce(min(n.name), 'local') as node, min(n.name) is null as placed
   from cerebro.datasets d join cerebro.buffers b using (dataset_id)
@@ -62,7 +64,7 @@ select d.name as dataset, b.__dist_key__ as partition, count(*) as buffers,
          on p.dataset_id = d.dataset_id and p.partition = b.__dist_key__
   left join cerebro.nodes n using (node_id)
  where cerebro._sees_dataset(d.owner)
- group by d.name, b.__dist_key__
+ group by d.name, d.dist_keys, b.__dist_key__
 union all
 select d.name, p.partition, p.buffers, p.rows, p.bytes, n.name, true
   from cerebro.datasets d join cerebro.placements p using (dataset_id)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from . import encoding, expressions, limits, names, store
+from . import encoding, engine, expressions, limits, names, store
 from .catalog import Column, Relation, resolve_relation
 from .errors import CerebroError
 
@@ -117,16 +117,42 @@ def load_dataset(
     rows = packed.x.shape[0]
     parts = np.array_split(np.random.default_rng(seed).permutation(rows), num_partitions)
     n = len(parts)
-    dataset_id = store.insert_dataset(
-        plpy,
-        _catalog_row(
-            name, rel, features, label, task, enc, packed, parts, buffer_rows, seed, like
-        ),
+    row = _catalog_row(
+        name, rel, features, label, task, enc, packed, parts, buffer_rows, seed, like
     )
-    _write_buffers(plpy, dataset_id, parts, packed.x, packed.y, buffer_rows)
+    row.dist_keys = _segment_keys(plpy, n, nodes)
+    dataset_id = store.insert_dataset(plpy, row)
+    keys = row.dist_keys or list(range(n))
+    _write_buffers(plpy, dataset_id, parts, packed.x, packed.y, buffer_rows, keys)
     if nodes and any(x != "local" for x in nodes):
         store.place_partitions(plpy, dataset_id, [nodes[j % len(nodes)] for j in range(n)])
     return dataset_id
+
+
+def _segment_keys(plpy: Any, n: int, nodes: list[str] | None) -> list[int] | None:
+    """On Greenplum/Cloudberry, the ``__dist_key__`` of each partition, one segment each
+    (asked of the engine's own hash); None on PostgreSQL, where the key is the partition."""
+    eng = engine.detect(plpy.execute("select version() as v")[0]["v"])
+    if not eng.mpp:
+        return None
+    if nodes:
+        raise CerebroError(
+            f"nodes => does not apply on {eng.name}: its segments hold the partitions",
+            hint="leave nodes out; each partition goes to its own segment",
+        )
+    nseg = plpy.execute(
+        "select count(*) as n from gp_segment_configuration where role = 'p' and content >= 0"
+    )[0]["n"]
+    statements = engine.probe_keys_sql(int(nseg))
+    probe: list[tuple[int, int]] = []
+    for stmt in statements:
+        rows = plpy.execute(stmt)
+        if stmt.startswith("select"):
+            probe = [(int(r["gp_segment_id"]), int(r["min"])) for r in rows]
+    try:
+        return engine.partition_keys(probe, n)
+    except engine.UnsupportedEngine as e:
+        raise CerebroError(str(e)) from None
 
 
 def _nodes(plpy: Any, nodes: list[str] | None, like: dict[str, Any] | None) -> list[str] | None:
@@ -375,8 +401,10 @@ def _write_buffers(
     x: np.ndarray,
     y: np.ndarray,
     buffer_rows: int,
+    keys: list[int],
 ) -> None:
-    """One ``cerebro.buffers`` row per ``buffer_rows`` rows of each partition."""
+    """One ``cerebro.buffers`` row per ``buffer_rows`` rows of each partition, partition p
+    under ``__dist_key__`` ``keys[p]``."""
     insert = plpy.prepare(INSERT_BUFFER_SQL, INSERT_BUFFER_TYPES)
     for p, idx in enumerate(parts):
         for b, start in enumerate(range(0, len(idx), buffer_rows)):
@@ -385,7 +413,7 @@ def _write_buffers(
                 insert,
                 [
                     dataset_id,
-                    p,
+                    keys[p],
                     b,
                     len(sel),
                     np.ascontiguousarray(x[sel]).tobytes(),

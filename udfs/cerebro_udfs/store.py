@@ -714,6 +714,7 @@ class NewDataset:
     like_dataset: int | None
     encoding: dict[str, Any]
     vocabulary: list[str] | None
+    dist_keys: list[int] | None = None  # Greenplum/Cloudberry: partition -> segment key
 
 
 def insert_dataset(plpy: Any, d: NewDataset) -> int:
@@ -722,9 +723,9 @@ def insert_dataset(plpy: Any, d: NewDataset) -> int:
         plpy,
         "insert into cerebro.datasets (name, source, features, label, task, classes, "
         "feature_shape, normalization, statistics, num_rows, num_partitions, "
-        "buffer_rows, rows_per_partition, seed, like_dataset, encoding, vocabulary) "
-        "values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, "
-        "$16, $17) returning dataset_id",
+        "buffer_rows, rows_per_partition, seed, like_dataset, encoding, vocabulary, "
+        "dist_keys) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
+        "$15, $16, $17, $18) returning dataset_id",
         [
             "text",
             "text",
@@ -743,6 +744,7 @@ def insert_dataset(plpy: Any, d: NewDataset) -> int:
             "int",
             "jsonb",
             "text[]",
+            "int[]",
         ],
         [
             d.name,
@@ -762,6 +764,7 @@ def insert_dataset(plpy: Any, d: NewDataset) -> int:
             d.like_dataset,
             json.dumps(d.encoding),
             d.vocabulary,
+            d.dist_keys,
         ],
     )
     assert row is not None

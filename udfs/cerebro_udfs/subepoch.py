@@ -85,7 +85,13 @@ def run_unit(
         raise CerebroError("a sub-epoch trains on one partition: give partition => N")
     m, cfg = config_for(plpy, model, dataset, params_json, seed, partition, epoch, None)
     agg = "train_subepoch" if kind == "train" else "evaluate_partition"
-    where = "and __dist_key__ = $5" if partition is not None else ""
+    # the partition's key: its number, or on Greenplum/Cloudberry the dataset's segment key
+    where = (
+        "and __dist_key__ = coalesce((select d.dist_keys[$5 + 1] from cerebro.datasets d "
+        "where d.dataset_id = $4), $5)"
+        if partition is not None
+        else ""
+    )
     types = ["bytea", "jsonb", "jsonb", "int"] + (["int"] if partition is not None else [])
     args = [blob, json.dumps(m.spec()), json.dumps(cfg), cfg["dataset_id"]]
     if partition is not None:

@@ -88,7 +88,7 @@ class Hops:
             args.update(
                 new_done=[*v.partitions_done, unit.partition], cfg=unit.config(v.extra["train"])
             )
-            query = S.train(state_sql, v.extra["train"]["dataset_id"], unit.partition, HOP)
+            query = S.train(state_sql, v.extra["train"]["dataset_id"], unit.key, HOP)
             loss, metrics, rows, seconds, chunked = _node_one(node, unit.node, query, args)
             if chunked:
                 raise UnitFailed(
@@ -97,7 +97,7 @@ class Hops:
                 )
         else:
             args["cfg"] = unit.config(v.extra["valid"])
-            query = S.evaluate(state_sql, v.extra["valid"]["dataset_id"], unit.partition)
+            query = S.evaluate(state_sql, v.extra["valid"]["dataset_id"], unit.key)
             loss, metrics, rows, seconds = _node_one(node, unit.node, query, args)
         result = {
             "loss": loss,

@@ -28,10 +28,12 @@ from typing import Any
 
 import psycopg
 
+from cerebro_udfs.engine import detect
+
 from ..schedule import ConfigView, pick
 from . import leadership
 from . import statements as S
-from .connections import Listener, Workers, connect, error_message
+from .connections import Listener, Workers, connect, error_message, one
 from .housekeeping import housekeep
 from .placement import Placement, Shipper
 from .planning import Planner
@@ -125,6 +127,7 @@ class Scheduler:
         listener = Listener(self.dsn, S.LISTEN)
         try:
             self.conn = connect(self.dsn, "cerebro scheduler")
+            self.runner.mpp = detect(one(self.conn, S.VERSION)[0]).mpp
             listener.notified(0)  # LISTEN before the first plan: nothing is missed
             leadership.acquire(self.conn, self.stop_event, self.health, len(self.workers))
             if not self.stop_event.is_set():

@@ -115,6 +115,7 @@ class UnitRunner:
         # (node, error or None when it answers again), for the loop to record and plan by
         self.node_news: queue.SimpleQueue[tuple[str, str | None]] = queue.SimpleQueue()
         self.nodes_up: set[str] = set()
+        self.mpp = False  # Greenplum/Cloudberry: statements grouped by key (the loop sets it)
 
     def run(self, unit: Unit) -> str:
         """Run one unit on its worker connection; returns its outcome (the booking's key).
@@ -206,7 +207,7 @@ class UnitRunner:
                 )
             state_sql = S.STATE_FROM_CHECKPOINT
         ref = _stash_input(conn, state_sql, args)
-        query = S.train(state_sql, v.extra["train"]["dataset_id"], unit.partition)
+        query = S.train(state_sql, v.extra["train"]["dataset_id"], unit.key, mpp=self.mpp)
         loss, metrics, rows, seconds, chunked = one(conn, query, args)
         if chunked:
             conn.execute(S.WRITE_CHUNKS, args)
@@ -222,7 +223,8 @@ class UnitRunner:
         args = {**unit.args(), "spec": v.extra["spec"], "cfg": unit.config(v.extra["valid"])}
         _check_state(conn, args)
         _stash_input(conn, S.STATE_FROM_STATES, args)
-        query = S.evaluate(S.STATE_FROM_STATES, v.extra["valid"]["dataset_id"], unit.partition)
+        ds = v.extra["valid"]["dataset_id"]
+        query = S.evaluate(S.STATE_FROM_STATES, ds, unit.key, mpp=self.mpp)
         loss, metrics, rows, seconds = one(conn, query, args)
         return {"loss": loss, "metrics": metrics, "rows": rows, "seconds": seconds}
 

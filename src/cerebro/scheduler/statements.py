@@ -79,7 +79,7 @@ select c.config_id, c.workload_id, c.params, c.epoch, c.partitions_done, c.seed,
 # when a dataset of the same name is loaded again)
 DATASET = (
     "select dataset_id, name, feature_shape, task, classes, num_partitions, encoding, "
-    "extract(epoch from created_at)::text as version from cerebro.datasets "
+    "dist_keys, extract(epoch from created_at)::text as version from cerebro.datasets "
     "where dataset_id = %s"
 )
 MODEL_SPEC = "select cerebro.model_spec(%s)"
@@ -138,7 +138,8 @@ select %(config_id)s, %(epoch)s, %(new_done)s::int[], (r.res).state,
                           'rows', (r.res).rows, 'seconds', (r.res).seconds), now()
   from (select cerebro.train_subepoch({state}, %(spec)s, %(cfg)s)
                within group (order by buffer_id, x, y, num_rows) as res
-          from cerebro.buffers where dataset_id = {dataset} and __dist_key__ = {partition}) r
+          from cerebro.buffers
+         where dataset_id = {dataset} and __dist_key__ = {partition}{group}) r
 on conflict (config_id) do update
    set epoch = excluded.epoch, partitions_done = excluded.partitions_done,
        state = excluded.state, result = excluded.result, updated_at = excluded.updated_at
@@ -164,7 +165,7 @@ _EVAL = """
 select (res).loss, (res).metrics, (res).rows, (res).seconds from (
   select cerebro.evaluate_partition({state}, %(spec)s, %(cfg)s)
          within group (order by buffer_id, x, y, num_rows) as res
-    from cerebro.buffers where dataset_id = {dataset} and __dist_key__ = {partition}) r
+    from cerebro.buffers where dataset_id = {dataset} and __dist_key__ = {partition}{group}) r
 """
 
 UNIT_OK = (
@@ -242,22 +243,36 @@ def input_ref(state: str) -> sql.Composed:
     return sql.SQL(_INPUT_REF).format(state=sql.SQL(state))
 
 
-def train(state: str, dataset_id: int, partition: int, table: str = "states") -> sql.Composed:
+def _group(mpp: bool) -> sql.SQL:
+    """On Greenplum/Cloudberry the scan is grouped by the key, so the aggregate runs whole on
+    the one segment holding it (engine._scan: the same statement as the golden files)."""
+    return sql.SQL(" group by __dist_key__" if mpp else "")
+
+
+def train(
+    state: str, dataset_id: int, key: int, table: str = "states", mpp: bool = False
+) -> sql.Composed:
     """The training statement of one sub-epoch, upserting into ``cerebro.<table>`` (a node's
-    units use ``hop_states``). Dataset and partition are literals so that Greenplum
-    dispatches it to the one segment holding the partition."""
+    units use ``hop_states``). Dataset and key (the partition's ``__dist_key__``) are
+    literals so that Greenplum dispatches it to the one segment holding the partition."""
+    if table not in ("states", "hop_states"):
+        raise ValueError(f"no state table {table!r}")
     return sql.SQL(_TRAIN).format(
-        table=sql.Identifier("cerebro", table),
+        table=sql.SQL("cerebro." + table),  # as written, like the golden statements
         state=sql.SQL(state),
         dataset=sql.Literal(dataset_id),
-        partition=sql.Literal(partition),
+        partition=sql.Literal(key),
+        group=_group(mpp),
     )
 
 
-def evaluate(state: str, dataset_id: int, partition: int) -> sql.Composed:
+def evaluate(state: str, dataset_id: int, key: int, mpp: bool = False) -> sql.Composed:
     """The evaluation statement of one validation partition (literals as in ``train``)."""
     return sql.SQL(_EVAL).format(
-        state=sql.SQL(state), dataset=sql.Literal(dataset_id), partition=sql.Literal(partition)
+        state=sql.SQL(state),
+        dataset=sql.Literal(dataset_id),
+        partition=sql.Literal(key),
+        group=_group(mpp),
     )
 
 
@@ -372,3 +387,7 @@ def checkpoint_as_state(config_id: int, epoch: int) -> sql.Composed:
         "select config_id, {e}, '{{}}'::int[], state, null::jsonb, now() "
         "from cerebro.checkpoints where config_id = {c} and epoch = {e} - 1"
     ).format(e=sql.Literal(epoch), c=sql.Literal(config_id))
+
+
+# what the server is (PostgreSQL, Greenplum 7, Cloudberry): engine.detect reads it
+VERSION = "select version()"

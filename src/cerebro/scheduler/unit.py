@@ -67,6 +67,14 @@ class Unit:
             return v.n_valid == 0 and len(set(v.partitions_done) | {self.partition}) >= v.n_train
         return len(set(v.valid_done) | {self.partition}) >= v.n_valid
 
+    @property
+    def key(self) -> int:
+        """The ``__dist_key__`` its partition is stored under: the partition number, except
+        on Greenplum/Cloudberry (one key per segment, datasets.dist_keys)."""
+        ds = self.view.extra["train" if self.kind == "train" else "valid"]
+        keys = ds.get("dist_keys")
+        return int(keys[self.partition]) if keys else self.partition
+
     def args(self) -> dict[str, Any]:
         """The parameters every unit statement shares."""
         v = self.view
