@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from . import cache, chunks, interrupts, models, state
+from . import cache, chunks, devices, interrupts, models, state
 from .errors import CerebroError
 from .guard import segment_safe
 
@@ -81,6 +81,7 @@ def _model_for(GD: dict, spec: dict, cfg: dict, blob: bytes | None) -> Any:
     Compiled models are cached per (definition, params, data shape): reusing one keeps its
     traced train function, which costs far more to rebuild than assigning the weights.
     """
+    devices.configure(GD, cfg.get("partition"))  # once per backend, before any model
     params = cfg.get("params", {})
     key = (
         models.spec_key(spec),
