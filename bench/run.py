@@ -25,7 +25,7 @@ import p4_overhead
 import p5_steering
 import p6_load
 import p7_optuna
-import p8_roster
+import p8_scheduler_hop
 import p9_predict
 import r1_recovery
 import s1_security
@@ -55,12 +55,9 @@ def _figures(r: dict) -> str:
         return f"late units after stop: {r['late_units']}; delay median/max: {d}"
     if r["id"] == "P8":
         return "; ".join(
-            f"{m['model']} {m['subepoch_s']:.2f} s/{m['rows']} rows, {m['state_mb']:.0f} MB"
+            f"{m['model']} {m['state_mb']:.0f} MB in {m['hop_s']:.2f} s "
+            f"({m['mb_per_s']:.0f} MB/s, {m['store']}), checkpoint +{m['checkpoint_s']:.1f} s"
             for m in r["models"]
-        ) + (
-            f"; ResNet50 hop {r['hop']['mb']:.0f} MB in {r['hop']['seconds']:.2f} s"
-            if r["hop"]
-            else ""
         )
     if r["id"] == "P9":
         return (
@@ -96,7 +93,7 @@ def main() -> None:
         ("P4", lambda: p4_overhead.run(server)),
         ("P5", lambda: p5_steering.run(server)),
         ("P7", lambda: p7_optuna.run(server)),
-        ("P8", lambda: p8_roster.run(server)),
+        ("P8", lambda: p8_scheduler_hop.run(server)),
         ("P9", lambda: p9_predict.run(server)),
         ("S1", lambda: s1_security.run(server)),
         ("R1", lambda: r1_recovery.run(server)),

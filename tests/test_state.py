@@ -73,3 +73,26 @@ def test_restore_refuses_other_architecture():
     b.optimizer.build(b.trainable_variables)
     with pytest.raises(state.StateError, match="does not fit"):
         state.restore(b, state.decode(state.capture(a, {}).to_bytes()))
+
+
+def test_a_capture_is_a_snapshot_that_training_does_not_change():
+    """capture takes views on TensorFlow's reads, not copies: a fit after it (in-place
+    optimizer updates) must leave the captured arrays as they were."""
+    import keras
+
+    keras.utils.set_random_seed(3)
+    m = mlp.build({"hidden": [8], "dataset": DATASET})
+    x = np.random.default_rng(1).normal(size=(64, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int32)
+    m.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    snap = state.capture(m, {})
+    frozen = [a.copy() for _, a in snap.model + snap.optimizer]
+    assert any(not a.flags.owndata for _, a in snap.model), "views, not copies"
+    m.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    now = [v.numpy() for v in m.variables]
+    assert any(not np.array_equal(a, b) for (_, a), b in zip(snap.model, now, strict=True))
+    for (_, a), b in zip(snap.model + snap.optimizer, frozen, strict=True):
+        np.testing.assert_array_equal(a, b)
+    back = state.decode(state.encode(snap))
+    for (_, a), b in zip(back.model + back.optimizer, frozen, strict=True):
+        np.testing.assert_array_equal(a, b)

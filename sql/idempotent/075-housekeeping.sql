@@ -175,8 +175,9 @@ language sql set search_path = pg_catalog, pg_temp as $$
 $$;
 
 -- The scheduler's housekeeping, every few minutes (and any time an admin likes): every
--- workload's keep_checkpoints, then the retention of units and events. Returns what it
--- removed: {checkpoints, checkpoint_bytes, chunks, units, events}.
+-- workload's keep_checkpoints, then the retention of units and events, and the state files
+-- no row names. Returns what it removed: {checkpoints, checkpoint_bytes, chunks, units,
+-- events, state_files}.
 create or replace function cerebro._housekeeping() returns jsonb
 language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 declare
@@ -195,7 +196,8 @@ begin
     return jsonb_build_object('checkpoints', pruned.checkpoints,
                               'checkpoint_bytes', pruned.bytes, 'chunks', pruned.chunks,
                               'units', cerebro._expire_units(),
-                              'events', cerebro._expire_events());
+                              'events', cerebro._expire_events(),
+                              'state_files', cerebro._collect_state_files());
 end
 $$;
 

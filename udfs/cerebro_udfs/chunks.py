@@ -34,6 +34,7 @@ ID_BYTES = 16
 _ENV = {
     "state_inline_max": "CEREBRO_STATE_INLINE_MAX",
     "state_chunk_bytes": "CEREBRO_STATE_CHUNK_BYTES",
+    "state_file_min": "CEREBRO_STATE_FILE_MIN",  # state_files.FILE_MIN
 }
 _STASH = "cerebro_chunk_stash"
 
@@ -139,17 +140,23 @@ def unstash(GD: dict, ref: bytes | None) -> Iterator[tuple[bytes, int, bytes]]:
     """Rows (blob id, seq, data) of a state ``spill`` kept; nothing for an inline state."""
     if ref is None or not is_ref(ref):
         return
-    blob_id, info = parse_ref(ref)
+    blob_id, _info = parse_ref(ref)
     kept = _stash(GD).pop(b"out:" + blob_id, None)
     if kept is None:
         raise CerebroError(
             f"chunked state {blob_id.hex()} is not in this backend",
             hint="the aggregate and cerebro._unstash_chunks must run in one statement",
         )
-    data, chunk_bytes = kept
+    yield from split(ref, kept[0])
+
+
+def split(ref: bytes, data: bytes | memoryview) -> Iterator[tuple[bytes, int, bytes]]:
+    """The rows (blob id, seq, data) that store ``data`` under the reference ``ref``."""
+    blob_id, info = parse_ref(ref)
+    step = -(-len(data) // info["chunks"]) if info["chunks"] > 1 else max(len(data), 1)
     mv = memoryview(data)
     for seq in range(info["chunks"]):
-        yield blob_id, seq, bytes(mv[seq * chunk_bytes : (seq + 1) * chunk_bytes])
+        yield blob_id, seq, bytes(mv[seq * step : (seq + 1) * step])
 
 
 def stash_whole(GD: dict, ref: bytes, data: bytes) -> None:

@@ -20,7 +20,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from . import cache, chunks, packing, registry, state, subepoch, training
+from . import cache, chunks, packing, registry, state, state_files, store, subepoch, training
 from .errors import sql_errors
 
 # -- datasets ---------------------------------------------------------------------------------
@@ -163,10 +163,59 @@ def state_info(plpy: Any, blob: bytes) -> str:
     if chunks.is_ref(blob):
         blob_id, info = chunks.parse_ref(blob)
         return json.dumps({"chunked": True, "blob": blob_id.hex(), **info})
+    if state_files.is_ref(blob):
+        file_id, info = state_files.parse_ref(blob)
+        return json.dumps({"file": file_id.hex(), **info})
     h = state.read_header(blob)
     h.pop("_payload_start", None)
     h["bytes"] = len(blob)
     return json.dumps(h)
+
+
+# -- sub-epoch states kept as files (issue 15; 032-state-files.sql) ----------------------------
+
+
+@sql_errors
+def state_present(plpy: Any, blob: bytes) -> bool:
+    return not state_files.is_ref(blob) or state_files.present(blob)
+
+
+@sql_errors
+def state_value(plpy: Any, blob: bytes) -> bytes:
+    return state_files.materialize(blob) if state_files.is_ref(blob) else blob
+
+
+@sql_errors
+def checkpoint_state(plpy: Any, blob: bytes | None, inline_max: int | None) -> bytes | None:
+    """A file reference's bytes, as chunk rows and their reference when too large for a
+    value (``inline_max``, default the server's), so a checkpoint never names a file."""
+    if blob is None or not state_files.is_ref(blob):
+        return blob
+    data = state_files.materialize(blob)
+    limit = chunks.INLINE_MAX if inline_max is None else int(inline_max)
+    if len(data) <= limit:
+        return data
+    ref = chunks.spill({}, data, limit)  # a throwaway GD: the rows are written right here
+    store.insert_state_chunks(plpy, chunks.split(ref, data))
+    return ref
+
+
+@sql_errors
+def drop_state_file(plpy: Any, blob: bytes) -> bool:
+    if not state_files.is_ref(blob):
+        return False
+    if store.state_file_referenced(plpy, state_files.parse_ref(blob)[0]):
+        return False
+    return state_files.remove(blob)
+
+
+@sql_errors
+def collect_state_files(plpy: Any) -> int:
+    # the cutoff first, then the references (a later snapshot): see state_files.collect
+    older_than = store.oldest_open_transaction(plpy) - 1.0  # file times are coarse
+    db, databases = store.database_oids(plpy)
+    state_files.collect_databases(databases)
+    return state_files.collect(db, store.state_file_refs(plpy), older_than)
 
 
 @sql_errors

@@ -890,3 +890,57 @@ def place_partitions(plpy: Any, dataset_id: int, nodes: list[str]) -> None:
         plpy.prepare("select cerebro._place_partitions($1, $2)", ["int", "text[]"]),
         [dataset_id, nodes],
     )
+
+
+# ---- sub-epoch states kept as files (issue 15, state_files.py)
+
+
+def state_file_refs(plpy: Any) -> list[bytes]:
+    """Every state-file reference a ``cerebro.states`` row holds (a fresh snapshot)."""
+    rows = _rows(
+        plpy,
+        "select state from cerebro.states where cerebro._state_file(state) is not null",
+    )
+    return [bytes(r["state"]) for r in rows]
+
+
+def state_file_referenced(plpy: Any, file_id: bytes) -> bool:
+    """Whether some ``cerebro.states`` row still names the file ``file_id``."""
+    row = _row(
+        plpy,
+        "select 1 as x from cerebro.states where cerebro._state_file(state) = $1",
+        ["bytea"],
+        [file_id],
+    )
+    return row is not None
+
+
+def oldest_open_transaction(plpy: Any) -> float:
+    """Epoch seconds no later than now() and the start of every open transaction: a state
+    file written after it may belong to a transaction that has not committed yet."""
+    rows = _rows(
+        plpy,
+        "select extract(epoch from least(now(), min(xact_start)))::float8 as t "
+        "from pg_catalog.pg_stat_activity",
+    )
+    return float(rows[0]["t"])
+
+
+def database_oids(plpy: Any) -> tuple[int, list[int]]:
+    """This database's oid (its state files' directory) and every database's."""
+    rows = _rows(
+        plpy,
+        "select (select oid from pg_catalog.pg_database where datname = current_database())"
+        "::int8 as db, array_agg(oid::int8) as dbs from pg_catalog.pg_database",
+    )
+    return int(rows[0]["db"]), [int(d) for d in rows[0]["dbs"]]
+
+
+def insert_state_chunks(plpy: Any, rows: Any) -> None:
+    """Write a chunked state's rows (blob, seq, data), in order."""
+    plan = plpy.prepare(
+        "insert into cerebro.state_chunks (blob, seq, data) values ($1, $2, $3)",
+        ["bytea", "int", "bytea"],
+    )
+    for blob, seq, data in rows:
+        plpy.execute(plan, [blob, seq, data])

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from . import cache, chunks, devices, interrupts, models, state
+from . import cache, chunks, devices, interrupts, models, state, state_files
 from .errors import CerebroError
 from .guard import segment_safe
 
@@ -127,12 +127,32 @@ def _scalar_logs(logs: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def _input_state(GD: dict, blob: Any) -> Any:
+    """The state a unit starts from: inline, assembled from chunks, or mapped from its file."""
+    if state_files.is_ref(blob):
+        return state_files.open_state(blob)
+    return chunks.resolve(GD, blob)
+
+
+def _output_state(GD: dict, model: Any, meta: dict[str, Any], cfg: dict[str, Any]) -> bytes:
+    """The new state as the aggregate returns it: a file's reference when the scheduler asks
+    for files (one server) and it is large enough, else the bytes (or a chunk reference)."""
+    st = state.capture(model, meta)
+    size = sum(a.nbytes for _, a in st.model) + sum(a.nbytes for _, a in st.optimizer)
+    db = cfg.get("state_files")  # the database's oid: its own directory of state files
+    if db and size >= int(cfg.get("state_file_min", state_files.FILE_MIN)):
+        return state_files.write(st, int(db), cfg.get("pause_state_write"))
+    return chunks.spill(
+        GD, st.to_bytes(), cfg.get("state_inline_max"), cfg.get("state_chunk_bytes")
+    )
+
+
 def train_final(
     plpy: Any, GD: dict, token: int | None, blob: bytes | None, spec_json: str, cfg_json: str
 ) -> dict[str, Any]:
     """Final function of ``cerebro.train_subepoch``: one pass over one partition."""
     buffers = _take(GD, token)
-    blob = chunks.resolve(GD, blob)
+    blob = _input_state(GD, blob)
     with segment_safe(plpy):
         spec, cfg = _parse(spec_json, cfg_json)
         x, y = _partition_arrays(GD, buffers, cfg)
@@ -168,12 +188,7 @@ def train_final(
             "epoch": cfg.get("epoch"),
             "partitions_done": done,
         }
-        new_state = chunks.spill(
-            GD,
-            state.capture(model, meta).to_bytes(),
-            cfg.get("state_inline_max"),
-            cfg.get("state_chunk_bytes"),
-        )
+        new_state = _output_state(GD, model, meta, cfg)
         return {
             "state": new_state,
             "loss": loss,
@@ -188,7 +203,7 @@ def eval_final(
 ) -> dict[str, Any]:
     """Final function of ``cerebro.evaluate_partition``: loss and metrics of a state."""
     buffers = _take(GD, token)
-    blob = chunks.resolve(GD, blob)
+    blob = _input_state(GD, blob)
     with segment_safe(plpy):
         spec, cfg = _parse(spec_json, cfg_json)
         if blob is None:

@@ -14,8 +14,13 @@ from typing import Any
 
 import psycopg
 
+from cerebro_udfs.chunks import env_limits
+
 from . import statements as S
 from .unit import Unit
+
+# the daemon's CEREBRO_STATE_INLINE_MAX, as for the units' own states (None: the server's)
+INLINE_MAX = env_limits().get("state_inline_max")
 
 EPOCH_PROCEDURES = ("asha", "hyperband", "pbt")  # decide when a config's epoch commits
 
@@ -33,7 +38,7 @@ def commit_epoch(conn: psycopg.Connection, unit: Unit) -> dict[str, Any]:
     row = conn.execute(S.COMMIT_EPOCH, {"e": e, "c": v.config_id}).fetchone()
     if row is None:
         raise RuntimeError(f"config {v.config_id}: epoch {e} was already committed")
-    conn.execute(S.CHECKPOINT, [e, v.config_id])
+    conn.execute(S.CHECKPOINT, {"e": e, "c": v.config_id, "inline_max": INLINE_MAX})
     train, valid = _epoch_metrics(conn, v.config_id, e)
     if v.extra.get("search") in EPOCH_PROCEDURES:
         conn.execute(S.ON_EPOCH, [v.config_id, e])

@@ -19,7 +19,7 @@ log = logging.getLogger("cerebro.scheduler")
 
 def recover(conn: psycopg.Connection, own_workers: list[int] | None = None) -> None:
     """Forget dead schedulers, end their workers (but ``own_workers``, this process's idle
-    backends), book their units lost, drop orphan chunks."""
+    backends), book their units lost, drop orphan chunks and state files."""
     conn.execute(S.FORGET_DEAD_SCHEDULERS)
     conn.execute(S.END_ORPHAN_WORKERS, [own_workers or []])
     n = conn.execute(S.LOSE_UNITS_IN_FLIGHT).rowcount
@@ -28,3 +28,6 @@ def recover(conn: psycopg.Connection, own_workers: list[int] | None = None) -> N
     gone = one(conn, S.DROP_UNREFERENCED_CHUNKS)[0]
     if gone:
         log.info("recovered: removed %d unreferenced state chunk(s)", gone)
+    files = one(conn, S.COLLECT_STATE_FILES)[0]
+    if files:
+        log.info("recovered: removed %d unreferenced state file(s)", files)

@@ -116,6 +116,7 @@ class UnitRunner:
         self.node_news: queue.SimpleQueue[tuple[str, str | None]] = queue.SimpleQueue()
         self.nodes_up: set[str] = set()
         self.mpp = False  # Greenplum/Cloudberry: statements grouped by key (the loop sets it)
+        self._db_oid: int | None = None  # the database's oid: its directory of state files
 
     def run(self, unit: Unit) -> str:
         """Run one unit on its worker connection; returns its outcome (the booking's key).
@@ -147,7 +148,9 @@ class UnitRunner:
                 hop = None
                 if unit.source is not None:
                     hop = self.hops.fetch_to_coordinator(conn, unit)
-                self._commit(conn, unit, unit_id, hop)
+                replaced = self._commit(conn, unit, unit_id, hop)
+                if replaced is not None:  # after the commit: the old row named it till then
+                    conn.execute(S.DROP_STATE_FILE, [replaced])
         except Exception as e:
             if isinstance(e, NodeDown):
                 self._node_down(e)
@@ -175,17 +178,20 @@ class UnitRunner:
 
     def _commit(
         self, conn: psycopg.Connection, unit: Unit, unit_id: int, hop: dict[str, Any] | None
-    ) -> None:
+    ) -> bytes | None:
         """The unit, its 'ok' and (if it is the last) its epoch, in one transaction. ``hop``:
-        what moving its input state here cost, for its result."""
+        what moving its input state here cost, for its result. Returns the state-file
+        reference the unit's new state replaced, if any."""
         with conn.transaction():
             result = (
                 self._train(conn, unit) if unit.kind == "train" else self._evaluate(conn, unit)
             )
+            replaced = result.pop("replaced", None)
             result.update(hop or {})
             conn.execute(S.UNIT_OK, [json.dumps(result), unit_id])
             if unit.completes_epoch:
                 self.on_epoch(commit_epoch(conn, unit))
+        return replaced
 
     def _train(self, conn: psycopg.Connection, unit: Unit) -> dict[str, Any]:
         v = unit.view
@@ -193,36 +199,57 @@ class UnitRunner:
             **unit.args(),
             "new_done": [*v.partitions_done, unit.partition],
             "spec": v.extra["spec"],
-            "cfg": unit.config(v.extra["train"]),
+            "cfg": unit.config(v.extra["train"], files=self._state_files(conn)),
         }
         if v.partitions_done:
-            _check_state(conn, args)
             state_sql = S.STATE_FROM_STATES
-        else:
-            if unit.epoch > 1 and not conn.execute(S.HAS_CHECKPOINT, args).fetchone():
-                raise CheckpointMissing(
-                    f"the checkpoint of epoch {unit.epoch - 1} is missing, so epoch "
-                    f"{unit.epoch} cannot continue from it; clone the config with "
-                    "fresh => true to train it again from the start"
-                )
-            state_sql = S.STATE_FROM_CHECKPOINT
-        ref = _stash_input(conn, state_sql, args)
+        else:  # the golden statements of Greenplum/Cloudberry read the checkpoint
+            state_sql = S.STATE_FROM_CHECKPOINT if self.mpp else S.STATE_FROM_LAST_EPOCH
+        got = _inputs(conn, state_sql, args)
+        if v.partitions_done and not got.present:
+            raise StateLost()
+        if not v.partitions_done and unit.epoch > 1 and not got.checkpoint:
+            raise CheckpointMissing(
+                f"the checkpoint of epoch {unit.epoch - 1} is missing, so epoch "
+                f"{unit.epoch} cannot continue from it; clone the config with "
+                "fresh => true to train it again from the start"
+            )
+        if got.chunked:
+            conn.execute(S.STASH_STATE, [got.ref])
         query = S.train(state_sql, v.extra["train"]["dataset_id"], unit.key, mpp=self.mpp)
         loss, metrics, rows, seconds, chunked = one(conn, query, args)
         if chunked:
             conn.execute(S.WRITE_CHUNKS, args)
-        if ref is not None:
-            conn.execute(S.DROP_CHUNKS_OF, [ref])
+        if got.chunked:
+            conn.execute(S.DROP_CHUNKS_OF, [got.ref])
         if unit.completes_epoch:
             lock_workload(conn, v.workload_id)  # before the config row below
         conn.execute(S.SUBEPOCH_DONE, [args["new_done"], v.config_id])
-        return {"loss": loss, "metrics": metrics, "rows": rows, "seconds": seconds}
+        return {
+            "loss": loss,
+            "metrics": metrics,
+            "rows": rows,
+            "seconds": seconds,
+            "replaced": got.current,  # the file the states row named until the upsert
+        }
+
+    def _state_files(self, conn: psycopg.Connection) -> int | None:
+        """Where this database's states may be files (state_files.py): on one PostgreSQL
+        server, its oid; None on Greenplum/Cloudberry (states travel as arguments there)."""
+        if self.mpp:
+            return None
+        if self._db_oid is None:
+            self._db_oid = one(conn, S.DATABASE_OID)[0]
+        return self._db_oid
 
     def _evaluate(self, conn: psycopg.Connection, unit: Unit) -> dict[str, Any]:
         v = unit.view
         args = {**unit.args(), "spec": v.extra["spec"], "cfg": unit.config(v.extra["valid"])}
-        _check_state(conn, args)
-        _stash_input(conn, S.STATE_FROM_STATES, args)
+        got = _inputs(conn, S.STATE_FROM_STATES, args)
+        if not got.present:
+            raise StateLost()
+        if got.chunked:  # a file is mapped where it lies
+            conn.execute(S.STASH_STATE, [got.ref])
         ds = v.extra["valid"]["dataset_id"]
         query = S.evaluate(S.STATE_FROM_STATES, ds, unit.key, mpp=self.mpp)
         loss, metrics, rows, seconds = one(conn, query, args)
@@ -233,6 +260,7 @@ class UnitRunner:
         (reopened if the unit broke it); returns the outcome ``run`` reports."""
         b = _BOOKINGS[outcome]
         conn = self.workers.get(unit.worker)
+        conn.execute(S.COLLECT_STATE_FILES)  # a state file the unit wrote is nobody's
         with conn.transaction():
             if outcome == STATE_LOST:
                 _restart_epoch(conn, unit, unit_id)
@@ -307,21 +335,21 @@ def _too_many_connections(e: Exception) -> bool:
     )
 
 
-def _check_state(conn: psycopg.Connection, args: dict[str, Any]) -> None:
-    """Raise StateLost unless the sub-epoch state the unit continues from is there."""
-    if not conn.execute(S.HAS_STATE, args).fetchone():
-        raise StateLost()
+@dataclass(frozen=True)
+class _Inputs:
+    """What a unit knows of its input before it runs (statements._INPUTS)."""
+
+    present: bool  # the sub-epoch state it continues from is there, and readable
+    checkpoint: bool  # the checkpoint an epoch starts from is there
+    ref: bytes | None  # the input state when it is a reference (chunked or a file)
+    chunked: bool  # ... a chunked one: assembled in the worker's backend before the unit
+    current: bytes | None  # the state file the config's states row names now
 
 
-def _stash_input(conn: psycopg.Connection, state_sql: str, args: dict[str, Any]) -> bytes | None:
-    """A chunked input state is assembled in the worker's backend before the unit runs
-    (the bytes stay in the server); returns its reference, or None for an inline state."""
-    row = conn.execute(S.input_ref(state_sql), args).fetchone()
-    if row is None:
-        return None
-    ref: bytes = row[0]
-    conn.execute(S.STASH_STATE, [ref])
-    return ref
+def _inputs(conn: psycopg.Connection, state_sql: str, args: dict[str, Any]) -> _Inputs:
+    row = conn.execute(S.inputs(state_sql), args).fetchone()
+    assert row is not None  # one row, whatever the state
+    return _Inputs(bool(row[0]), bool(row[1]), row[2], bool(row[3]), row[4])
 
 
 def _count_against_config(conn: psycopg.Connection, b: _Booking, unit: Unit, error: str) -> None:

@@ -105,10 +105,15 @@ select c.config_id, %(epoch)s, %(partition)s, %(kind)s, %(worker)s, pg_backend_p
 returning unit_id
 """
 
+# Whether a state can be read: a state-file reference's file is there, whole (CASE: an
+# inline state is never handed to PL/Python just to be looked at)
+_READABLE = (
+    "case when cerebro._state_file(state) is null then true else cerebro._state_present(state) end"
+)
 # the sub-epoch state a unit continues from exists (it is gone if the unlogged table was
-# truncated by a crash)
+# truncated by a crash, or its file is)
 HAS_STATE = (
-    "select 1 from cerebro.states where config_id = %(config_id)s "
+    f"select {_READABLE} from cerebro.states where config_id = %(config_id)s "
     "and epoch = %(epoch)s and partitions_done = %(done)s::int[]"
 )
 STATE_FROM_STATES = (
@@ -122,10 +127,28 @@ STATE_FROM_CHECKPOINT = (
     "(select state from cerebro.checkpoints where config_id = "
     "%(config_id)s and epoch = %(epoch)s - 1)"
 )
+# An epoch's first unit on one server: the state the last epoch ended with, still in
+# cerebro.states (a file, mapped at memory speed) when it is there, else its checkpoint (the
+# same bytes: both were written by that epoch's last unit, and nothing rewrites an epoch's
+# state once the next one may start)
+STATE_FROM_LAST_EPOCH = (
+    "coalesce((select state from cerebro.states where config_id = %(config_id)s "
+    f"and epoch = %(epoch)s - 1 and {_READABLE}), {STATE_FROM_CHECKPOINT})"
+)
 
-# the input state when it is a chunked reference (no row for an inline state)
-_INPUT_REF = """
-select state from (select {state} as state) s where cerebro._chunk_blob(state) is not null
+# What a unit needs to know of its input, in one round trip: whether the sub-epoch state it
+# continues from is there and readable (HAS_STATE), whether the checkpoint an epoch starts
+# from is (HAS_CHECKPOINT), the input state when it is a reference, chunked or a file (null
+# for an inline state), whether it is chunked, and the state file the config's states row
+# names now (a training unit's upsert replaces it: deleted once that commits)
+_INPUTS = f"""
+select ({HAS_STATE}) is true, exists ({HAS_CHECKPOINT}),
+       i.state, cerebro._chunk_blob(i.state) is not null,
+       (select state from cerebro.states where config_id = %(config_id)s
+           and cerebro._state_file(state) is not null)
+  from (select case when cerebro._chunk_blob(s.state) is not null
+                      or cerebro._state_file(s.state) is not null then s.state end as state
+          from (select {{state}} as state) s) i
 """
 STASH_STATE = "select cerebro._stash_state(%s)"
 
@@ -156,6 +179,11 @@ select u.blob, u.seq, u.data
 """
 # the previous sub-epoch's chunks, unless a checkpoint keeps them
 DROP_CHUNKS_OF = "select cerebro._drop_unreferenced_chunks(cerebro._chunk_blob(%s))"
+DATABASE_OID = "select oid::int8 from pg_database where datname = current_database()"
+# a state file the unit's upsert replaced, once that has committed (still named: kept)
+DROP_STATE_FILE = "select cerebro._drop_state_file(%s)"
+# state files no row names: a unit that did not commit, a crash, a removed config
+COLLECT_STATE_FILES = "select cerebro._collect_state_files()"
 SUBEPOCH_DONE = (
     "update cerebro.configs set partitions_done = %s::int[], lost_units = 0, "
     "updated_at = now() where config_id = %s"
@@ -223,9 +251,13 @@ COMMIT_EPOCH = (
     "from cerebro.workloads w where w.workload_id = c.workload_id "
     "and c.config_id = %(c)s and c.epoch = %(e)s - 1 returning c.status"
 )
+# a state file's bytes go into the checkpoint (as chunks above the inline limit): checkpoints
+# are logged, dumped with the database and never name a file
 CHECKPOINT = (
     "insert into cerebro.checkpoints (config_id, epoch, state) "
-    "select config_id, %s, state from cerebro.states where config_id = %s"
+    "select config_id, %(e)s, case when cerebro._state_file(state) is null then state "
+    "else cerebro._checkpoint_state(state, %(inline_max)s) end "
+    "from cerebro.states where config_id = %(c)s"
 )
 EPOCH_RESULTS = (
     "select kind, result from cerebro.units where config_id = %s and epoch = %s and outcome = 'ok'"
@@ -238,9 +270,10 @@ METRICS = (
 ON_EPOCH = "select cerebro._on_epoch(%s, %s)"
 
 
-def input_ref(state: str) -> sql.Composed:
-    """The input state ``state`` (a subquery above) if it is a chunked reference."""
-    return sql.SQL(_INPUT_REF).format(state=sql.SQL(state))
+def inputs(state: str) -> sql.Composed:
+    """What a unit reading its input state from ``state`` (a subquery above) needs to know
+    before it runs (see _INPUTS)."""
+    return sql.SQL(_INPUTS).format(state=sql.SQL(state))
 
 
 def _group(mpp: bool) -> sql.SQL:
@@ -369,11 +402,21 @@ def forget_state(table: str) -> sql.Composed:
 
 
 def state_row(table: str, config_id: int, epoch: int, done: list[int]) -> sql.Composed:
-    """A config's state after ``done`` in ``epoch``, as a row of STATE_COLUMNS."""
+    """A config's state after ``done`` in ``epoch``, as a row of STATE_COLUMNS (a state
+    file's bytes, not its reference: the file stays on this server)."""
+    cols = [
+        sql.SQL(
+            "case when cerebro._state_file(state) is null then state "
+            "else cerebro._state_value(state) end"
+        )
+        if c == "state"
+        else sql.Identifier(c)
+        for c in STATE_COLUMNS
+    ]
     return sql.SQL(
         "select {} from {} where config_id = {} and epoch = {} and partitions_done = {}::int[]"
     ).format(
-        sql.SQL(", ").join(map(sql.Identifier, STATE_COLUMNS)),
+        sql.SQL(", ").join(cols),
         sql.Identifier("cerebro", table),
         sql.Literal(config_id),
         sql.Literal(epoch),

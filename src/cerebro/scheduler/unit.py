@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,11 @@ from ..schedule import ConfigView
 # CEREBRO_STATE_CHUNK_BYTES: the daemon's own environment decides (read once, by
 # cerebro_udfs.chunks), so that a test can force small states through the chunked path.
 _STATE_LIMITS = env_limits()
+# Sub-epoch states of a single server hop as files in its data directory (state_files.py);
+# CEREBRO_STATE_FILES=off keeps them in cerebro.states. CEREBRO_TEST_PAUSE_STATE_WRITE (tests
+# only): a path; a backend writing a state file waits half-way while that file exists.
+STATE_FILES = os.environ.get("CEREBRO_STATE_FILES", "on").lower() not in ("off", "0", "false")
+PAUSE_STATE_WRITE = os.environ.get("CEREBRO_TEST_PAUSE_STATE_WRITE") or None
 
 
 class StateLost(Exception):
@@ -87,8 +93,10 @@ class Unit:
             "done": v.partitions_done,
         }
 
-    def config(self, dataset: dict[str, Any]) -> str:
-        """The aggregate's config (JSON) for this unit on ``dataset``."""
+    def config(self, dataset: dict[str, Any], files: int | None = None) -> str:
+        """The aggregate's config (JSON) for this unit on ``dataset``; ``files``: the
+        database's oid when the new state may be written as a file in the data directory
+        (one PostgreSQL server)."""
         v = self.view
         cfg = training_config(
             dataset, v.extra["params"], v.extra["seed"], self.partition, self.epoch, v.config_id
@@ -96,4 +104,8 @@ class Unit:
         cfg.update(_STATE_LIMITS)
         if self.node is not None:
             cfg["state_inline_max"] = REMOTE_INLINE_MAX
+        elif files is not None and STATE_FILES:
+            cfg["state_files"] = files
+            if PAUSE_STATE_WRITE:
+                cfg["pause_state_write"] = PAUSE_STATE_WRITE
         return json.dumps(cfg)
