@@ -50,16 +50,40 @@ class LRU:
             _, old = self.items.popitem(last=False)
             self.bytes -= self.size_of(old)
 
+    def limit_bytes(self, max_bytes: int) -> None:
+        """A new byte limit, evicting the least recently used items above it."""
+        self.max_bytes = max_bytes
+        while self.items and self.bytes > max_bytes:
+            _, old = self.items.popitem(last=False)
+            self.bytes -= self.size_of(old)
+
     def clear(self) -> None:
         self.items.clear()
         self.bytes = 0
 
 
-def partitions(GD: dict) -> LRU:
+PARTITION_CACHE_ENV = "CEREBRO_PARTITION_CACHE_MB"
+
+
+def env_limits() -> dict[str, int]:
+    """The partition cache size set in this process's environment, by config key (empty
+    when unset). The server's backends take it as their default; the scheduler daemon passes
+    its own in every unit's config (``partition_cache_mb``), so that a daemon can train with
+    a smaller cache than the server's without restarting it."""
+    mb = os.environ.get(PARTITION_CACHE_ENV)
+    return {"partition_cache_mb": int(mb)} if mb else {}
+
+
+def partitions(GD: dict, mb: int | None = None) -> LRU:
+    """This backend's decoded partitions; ``mb`` (a unit's ``partition_cache_mb``) sets its
+    limit from now on, else the server environment's (default 2048 MB) stays."""
     if "cerebro.partitions" not in GD:
-        mb = int(os.environ.get("CEREBRO_PARTITION_CACHE_MB", "2048"))
-        GD["cerebro.partitions"] = LRU(64, mb << 20, lambda v: v[0].nbytes + v[1].nbytes)
-    return GD["cerebro.partitions"]
+        default = env_limits().get("partition_cache_mb", 2048)
+        GD["cerebro.partitions"] = LRU(64, default << 20, lambda v: v[0].nbytes + v[1].nbytes)
+    lru: LRU = GD["cerebro.partitions"]
+    if mb is not None:
+        lru.limit_bytes(max(0, int(mb)) << 20)
+    return lru
 
 
 def models(GD: dict) -> LRU:

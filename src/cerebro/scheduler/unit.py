@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from cerebro_udfs import cache
 from cerebro_udfs.chunks import env_limits
 from cerebro_udfs.models import training_config
 
@@ -102,6 +103,8 @@ class Unit:
             dataset, v.extra["params"], v.extra["seed"], self.partition, self.epoch, v.config_id
         )
         cfg.update(_STATE_LIMITS)
+        # CEREBRO_PARTITION_CACHE_MB of the daemon: the worker backends' partition cache
+        cfg.update(cache.env_limits())
         if self.node is not None:
             cfg["state_inline_max"] = REMOTE_INLINE_MAX
         elif files is not None and STATE_FILES:
