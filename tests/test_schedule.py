@@ -10,7 +10,7 @@ import random
 
 import numpy as np
 
-from cerebro.schedule import ConfigView, partition_order, pick
+from cerebro.schedule import ConfigView, partition_order, pick, pick_any
 
 SEED = 20240611
 
@@ -254,3 +254,66 @@ def test_none_when_nothing_fits():
     finished = view(3, done=[0, 1, 2, 3], valid_done=[0, 1], n_valid=2)
     assert pick([finished], 0, set(), rng) is None
     assert pick([a, finished], 3, set(), rng) is None
+
+
+# --- pick_any: one server, any worker runs any partition -------------------------------------
+
+
+def test_next_unit_follows_the_order_then_validates_the_rest():
+    c = view(5, n_train=3, n_valid=2)
+    order = partition_order(SEED, 5, 1, 3)
+    assert c.next_unit() == ("train", order[0])
+    c.partitions_done = order[:2]
+    assert c.next_unit() == ("train", order[2])
+    c.partitions_done = order
+    assert c.next_unit() == ("valid", 0)
+    c.valid_done = [0]
+    assert c.next_unit() == ("valid", 1)
+    c.valid_done = [1, 0]
+    assert c.next_unit() is None
+
+
+def test_pick_any_runs_a_config_on_any_worker_in_its_own_order():
+    """Whatever partition comes next, the config is offered; the unit is that partition."""
+    for cid in range(6):
+        c = wanting(3, cid)  # next partition: 3
+        assert pick_any([c], set(), random.Random(0)) == (c, "train", 3)
+        assert pick_any([c], {cid}, random.Random(0)) is None  # busy elsewhere
+
+
+def test_pick_any_least_progress_then_priority_then_the_cached_model():
+    behind = view(1, done=[])
+    ahead = wanting(0, 2, priority=100)
+    ahead.partitions_done = partition_order(SEED, 2, 1, 4)[:2]
+    for s in range(20):
+        # least progress wins over priority and over a cached model
+        assert pick_any([ahead, behind], set(), random.Random(s), {2})[0] is behind
+    a, b = view(3, done=[]), view(4, done=[])
+    for s in range(20):
+        for configs in ([a, b], [b, a]):
+            assert pick_any(configs, set(), random.Random(s), {4})[0] is b  # b's model is here
+            assert pick_any(configs, set(), random.Random(s), {3})[0] is a
+    b.priority = 1  # priority before the cache
+    assert pick_any([a, b], set(), random.Random(0), {3})[0] is b
+    winners = {pick_any([a, view(4)], set(), random.Random(s))[0].config_id for s in range(40)}
+    assert winners == {3, 4}  # ties at random
+
+
+def test_pick_any_none_when_every_config_is_busy_or_done():
+    finished = view(3, done=[0, 1, 2, 3], valid_done=[0, 1], n_valid=2)
+    assert pick_any([], set(), random.Random(0)) is None
+    assert pick_any([finished, view(4)], {4}, random.Random(0)) is None
+
+
+def test_advance_records_mid_epoch_units_and_refuses_the_epochs_last():
+    c = view(1, n_train=3, n_valid=2)
+    order = partition_order(SEED, 1, 1, 3)
+    assert c.advance("train", order[0]) and c.partitions_done == [order[0]]
+    assert c.advance("train", order[0]) and c.partitions_done == [order[0]]  # read back
+    assert c.advance("train", order[1]) and c.advance("train", order[2])
+    assert c.partitions_done == order and c.next_unit() == ("valid", 0)
+    assert c.advance("valid", 0) and c.valid_done == [0]
+    assert not c.advance("valid", 1)  # the epoch's last unit: read the config again
+    assert c.valid_done == [0]
+    t = view(2, n_train=2, done=[1])
+    assert not t.advance("train", 0) and t.partitions_done == [1]  # no validation set

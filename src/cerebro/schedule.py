@@ -6,6 +6,11 @@ epoch *e* visits ``perm_e[(c + k) mod n]`` for k = 0..n-1. Orders are therefore 
 (same seed, same visit order, same weights — even across scheduler restarts), and configs of
 one workload start on different partitions, so with as many configs as workers nobody waits
 for a partition another config holds.
+
+``pick`` is MOP as the paper has it: worker *j* holds partition *j*, and a config hops to the
+worker of its next partition. ``pick_any`` is for partitions every worker reads (one
+server): the config's order is the same, but any free worker may run its next unit, and a
+worker prefers the configs whose compiled model it already holds (built and traced there).
 """
 
 from __future__ import annotations
@@ -50,6 +55,41 @@ class ConfigView:
                 return p
         return None
 
+    def next_unit(self) -> tuple[str, int] | None:
+        """(kind, partition) of this config's next unit, on whichever worker runs it:
+        training in the epoch's order, then the validation partitions not yet evaluated."""
+        p = self.next_train_partition()
+        if p is not None:
+            return "train", p
+        if self.in_valid_phase:
+            for v in range(self.n_valid):
+                if v not in self.valid_done:
+                    return "valid", v
+        return None
+
+    def advance(self, kind: str, partition: int) -> bool:
+        """Record a committed unit of this config's current epoch, as the tables now have
+        it; False (nothing recorded) when that unit ended the epoch: the epoch's commit
+        decides what follows (the next epoch, 'completed', an AutoML decision), so the
+        config must be read again."""
+        if kind == "train":
+            done = self.partitions_done
+            ends = self.n_valid == 0 and len({*done, partition}) >= self.n_train
+        else:
+            done = self.valid_done
+            ends = len({*done, partition}) >= self.n_valid
+        if ends:
+            return False
+        if partition not in done:  # not read back since it committed
+            done.append(partition)
+        return True
+
+    @property
+    def progress(self) -> float:
+        """Completed epochs plus the share of the current epoch's units done."""
+        units = len(self.partitions_done) + len(self.valid_done)
+        return self.epoch + units / max(1, self.n_train + self.n_valid)
+
     def wants(self, worker: int) -> str | None:
         """'train' or 'valid' when this config's next unit can run on ``worker``."""
         if not self.in_valid_phase:
@@ -77,10 +117,30 @@ def pick(
         kind = c.wants(worker)
         if kind is None or (usable is not None and not usable(c, kind)):
             continue
-        progress = c.epoch + (len(c.partitions_done) + len(c.valid_done)) / max(
-            1, c.n_train + c.n_valid
-        )
-        key = (progress, -c.priority, rng.random())
+        key = (c.progress, -c.priority, rng.random())
         if best is None or key < best[0]:
             best = (key, c, kind)
     return None if best is None else (best[1], best[2])
+
+
+def pick_any(
+    configs: list[ConfigView],
+    busy: set[int],
+    rng: random.Random,
+    cached: set[int] | frozenset[int] = frozenset(),
+) -> tuple[ConfigView, str, int] | None:
+    """The unit a free worker runs when every worker can read every partition (one server):
+    (config, kind, partition). Least progress first, then priority, then a config in
+    ``cached`` (the worker holds its compiled model: no build, no tracing), random among
+    ties. A config still visits its partitions in ``partition_order``, one at a time."""
+    best = None
+    for c in configs:
+        if c.config_id in busy:
+            continue
+        nxt = c.next_unit()
+        if nxt is None:
+            continue
+        key = (c.progress, -c.priority, c.config_id not in cached, rng.random())
+        if best is None or key < best[0]:
+            best = (key, c, nxt)
+    return None if best is None else (best[1], *best[2])

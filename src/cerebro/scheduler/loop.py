@@ -6,6 +6,19 @@ passed), hands each idle worker the unit ``schedule.pick`` chooses, and waits fo
 of: a unit finishing, a notification, the poll timeout. Units run on a thread pool, one per
 worker at most.
 
+Which worker runs a unit: on Greenplum/Cloudberry and when partitions are placed on nodes,
+worker *j* runs partition *j*'s units (MOP: the model hops to the data). On one PostgreSQL
+server every backend reads every partition, so once a worker's backend has taken its device
+on its own partition, it runs any config's next unit (``schedule.pick_any``), preferring the
+configs whose compiled model it holds: a config is then built and traced on few backends
+instead of on every one, and a worker never idles while a config that is not running has
+work. The order in which a config visits its partitions is the same either way (same seed,
+same weights). ``CEREBRO_SCHEDULE=mop`` in the daemon's environment keeps worker *j* on
+partition *j* everywhere.
+
+Placements and nodes are read again only after a notification, news of a node, a shipment,
+or ``PLACEMENT_S`` (a database without nodes has none to read per unit).
+
 Nothing ends the process but a stop request (or, with ``once``, running out of work). A broken
 connection, a server restart or crash, a failed connection attempt or an unexpected exception
 ends only the current *session*: the next one reconnects after a backoff, takes leadership
@@ -30,7 +43,7 @@ import psycopg
 
 from cerebro_udfs.engine import detect
 
-from ..schedule import ConfigView, pick
+from ..schedule import ConfigView, pick, pick_any
 from . import leadership
 from . import statements as S
 from .connections import Listener, Workers, connect, error_message, one
@@ -52,6 +65,7 @@ DEFER_S = 5.0  # a deferred unit's config waits this long before it is planned a
 # retention and keep_checkpoints (housekeeping.py) run this often; CEREBRO_HOUSEKEEPING_S in
 # the environment changes it, 0 turns it off
 HOUSEKEEPING_S = 300.0
+PLACEMENT_S = 10.0  # placements and nodes are read again at least this often
 
 
 @dataclass
@@ -61,6 +75,12 @@ class _Turn:
     running: dict[int, tuple[Future[str], Unit]] = field(default_factory=dict)  # worker -> unit
     configs: list[ConfigView] = field(default_factory=list)
     dirty: bool = True  # something changed since the last plan
+    # the configs must be read again (else a plan uses them as advanced in memory by the
+    # units that committed mid-epoch since the last read, at most ``poll`` seconds ago)
+    stale: bool = True
+    news: bool = True  # a notification (or a new session): read placements and nodes again
+    placement: Placement | None = None
+    placement_at: float = 0.0
     last_refresh: float = 0.0
     last_beat: float = 0.0
     last_housekeeping: float | None = None  # None: not yet in this session (runs first)
@@ -92,6 +112,10 @@ class Scheduler:
         # nodes: which are away (not before this monotonic time are they tried again)
         self.node_retry: dict[str, float] = {}
         self.shipper = Shipper(self._record_node)
+        # worker -> (its backend's pid, configs whose model that backend has built): the
+        # backends outlive sessions, so this does too
+        self.models_on: dict[int, tuple[int, set[int]]] = {}
+        self.strict_mop = os.environ.get("CEREBRO_SCHEDULE", "").lower() == "mop"
 
     def run(self) -> None:
         """Serve until stopped: sessions one after the other, with a growing backoff while
@@ -204,9 +228,12 @@ class Scheduler:
             log.info("housekeeping removed %s", removed)
 
     def _plan(self, turn: _Turn, planner: Planner, pool: ThreadPoolExecutor, now: float) -> None:
-        """Re-read the runnable configs and start a unit on every idle worker that has one."""
+        """Start a unit on every idle worker that has one, with the runnable configs read
+        again when needed (see ``_Turn.stale``)."""
         try:
-            turn.configs = planner.runnable()
+            if turn.stale or now - turn.last_refresh > self.poll:
+                turn.configs = planner.runnable()
+                turn.stale, turn.last_refresh = False, now
         except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as e:
             # a user's open transaction holds a lock the plan needs: try again next poll
             assert self.conn is not None
@@ -216,46 +243,90 @@ class Scheduler:
             self.health.error(f"plan postponed: {error_message(e)}")
             turn.dirty, turn.last_refresh = False, now
             return
-        turn.dirty, turn.last_refresh = False, now
+        turn.dirty = False
         turn.deferred = {c: t for c, t in turn.deferred.items() if t > now}
         busy = {u.view.config_id for _, u in turn.running.values()} | set(turn.deferred)
-        placement = self._placement(now)
-        away = {n for n, t in self.node_retry.items() if t > now}
-
-        def usable_on(j: int) -> Callable[[ConfigView, str], bool]:
-            def usable(c: ConfigView, kind: str) -> bool:
-                node, source = placement.locate(c, kind, j)
-                return placement.ready(c, kind, j) and not ({node, source} & away)
-
-            return usable
-
+        placement = self._placement(turn, now)
+        shared = not (self.strict_mop or self.runner.mpp or placement.where)
         for j in range(self._worker_count(turn.configs)):
             if j in turn.running:
                 continue
-            choice = pick(turn.configs, j, busy, self.rng, usable_on(j))
-            if choice is None:
+            cached = self._models_on(j) if shared else None
+            unit = (
+                self._any_unit(turn.configs, j, busy, cached)
+                if cached is not None
+                else self._mop_unit(turn.configs, j, busy, placement, now)
+            )
+            if unit is None:
                 continue
-            view, kind = choice
-            unit = Unit(view, kind, j, j, *placement.locate(view, kind, j))
-            busy.add(view.config_id)
+            busy.add(unit.view.config_id)
+            if shared:
+                (cached if cached is not None else self.models_on[j][1]).add(unit.view.config_id)
             turn.running[j] = (pool.submit(self.runner.run, unit), unit)
 
-    def _placement(self, now: float) -> Placement:
-        """Where partitions live; ships the ones waiting for a node that is not away."""
+    def _mop_unit(
+        self, configs: list[ConfigView], j: int, busy: set[int], placement: Placement, now: float
+    ) -> Unit | None:
+        """MOP: a unit of partition ``j`` (on the node holding it, when it is ready there)."""
+        away = {n for n, t in self.node_retry.items() if t > now}
+
+        def usable(c: ConfigView, kind: str) -> bool:
+            node, source = placement.locate(c, kind, j)
+            return placement.ready(c, kind, j) and not ({node, source} & away)
+
+        choice = pick(configs, j, busy, self.rng, usable)
+        if choice is None:
+            return None
+        view, kind = choice
+        return Unit(view, kind, j, j, *placement.locate(view, kind, j))
+
+    def _any_unit(
+        self, configs: list[ConfigView], j: int, busy: set[int], cached: set[int]
+    ) -> Unit | None:
+        """One server: any config's next unit, whatever its partition."""
+        choice = pick_any(configs, busy, self.rng, cached)
+        if choice is None:
+            return None
+        view, kind, partition = choice
+        return Unit(view, kind, partition, j)
+
+    def _models_on(self, j: int) -> set[int] | None:
+        """The configs whose model worker ``j``'s backend has built, or None while it has
+        no backend yet (or a new one): its first unit is then its own partition's, on which
+        it takes its device (cerebro_udfs.devices: partition j's backend, GPU j mod n)."""
+        conn = self.workers.conns.get(j)
+        if conn is None or conn.closed or conn.broken:
+            self.models_on[j] = (0, set())  # 0: the next backend, opened by its first unit
+            return None
+        pid, built = self.models_on.get(j, (0, set()))
+        if pid != conn.info.backend_pid:
+            built = built if pid == 0 else set()
+            self.models_on[j] = (conn.info.backend_pid, built)
+        return built
+
+    def _placement(self, turn: _Turn, now: float) -> Placement:
+        """Where partitions live (read again when something may have changed it); ships
+        the ones waiting for a node that is not away."""
         assert self.conn is not None
-        self._drain_node_news()
-        placement = Placement.read(self.conn)
-        self.workers.conninfo = placement.conninfo
+        news = self._drain_node_news()
+        placement = turn.placement
+        if placement is None or news or turn.news or now - turn.placement_at > PLACEMENT_S:
+            placement = Placement.read(self.conn)
+            turn.placement, turn.placement_at, turn.news = placement, now, False
+            self.workers.conninfo = placement.conninfo
         if placement.pending:
             away = {n for n, t in self.node_retry.items() if t > now}
             if self.shipper.ship(self.conn, placement, away):
-                placement = Placement.read(self.conn)
+                placement = turn.placement = Placement.read(self.conn)
         return placement
 
-    def _drain_node_news(self) -> None:
-        """What the units learnt about nodes (away, or answering again)."""
+    def _drain_node_news(self) -> bool:
+        """What the units learnt about nodes (away, or answering again); True if any."""
+        news = False
         while not self.runner.node_news.empty():
             self._record_node(*self.runner.node_news.get())
+            news = True
+        return news
 
     def _record_node(self, name: str, error: str | None) -> None:
         """A node is away (its units wait DEFER_S before they try it again) or back;
@@ -286,9 +357,11 @@ class Scheduler:
             if outcome == "deferred":
                 turn.deferred[unit.view.config_id] = time.monotonic() + DEFER_S
                 self.health.error(self.runner.last_deferral)  # in cerebro.schedulers too
+            if outcome != "ok" or not _advance(turn.configs, unit):
+                turn.stale = True
             turn.dirty = True
         if listener.notified(0):
-            turn.dirty = True
+            turn.dirty = turn.news = turn.stale = True
 
     def _idle(self, turn: _Turn, listener: Listener) -> None:
         """Nothing runs: sleep until a notification, or the poll interval."""
@@ -299,12 +372,22 @@ class Scheduler:
         if turn.deferred:
             wait_s = min(wait_s, DEFER_S)
         if listener.notified(wait_s):
-            turn.dirty = True
+            turn.dirty = turn.news = turn.stale = True
 
     def _worker_count(self, configs: list[ConfigView]) -> int:
         if self.fixed_workers:
             return self.fixed_workers
         return max([max(c.n_train, c.n_valid) for c in configs] or [0])
+
+
+def _advance(configs: list[ConfigView], unit: Unit) -> bool:
+    """A unit committed mid-epoch: advance its config's view in memory, which saves
+    reading every runnable config again after each unit. False when the config must be
+    read again (its epoch ended, or the view is not the one the unit started from)."""
+    for c in configs:
+        if c.config_id == unit.view.config_id:
+            return c.epoch == unit.view.epoch and c.advance(unit.kind, unit.partition)
+    return False
 
 
 def _server_coming_back(e: Exception) -> bool:
