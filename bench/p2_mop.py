@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _workload as wl
+import timeline
 
 DB = "cerebro_bench_p2"
 TARGET = 0.9
@@ -80,6 +81,8 @@ def run(server: str | None = None, rows: int = 100_000, configs: int = 4, epochs
         wl.warm_up(dsn, "bench", 2)
         space = {"hidden": {"choice": SPACE["hidden"]["choice"][:configs]}}
         mop = wl.run_workload(dsn, "p2", "bench", space, epochs, {"batch_size": 256})
+        print("P2 MOP timeline (s after launch; bench/timeline.py)")
+        print(timeline.table(timeline.load(dsn, mop["workload_id"])))
         with tempfile.TemporaryDirectory() as d:
             arrays = wl.partition_arrays(dsn, "bench", Path(d))
             base = {

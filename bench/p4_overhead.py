@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _workload as wl
 
 DB = "cerebro_bench_p4"
-TARGET_MS = 20.0
+TARGET_MS = 10.0  # DESIGN.md §6
 
 
 def unit_overheads(dsn: str, wid: int) -> tuple[list[float], list[float]]:

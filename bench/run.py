@@ -75,7 +75,11 @@ def _figures(r: dict) -> str:
             f"{k} {v:.1f} s" for k, v in r["recoveries"].items()
         )
     if r["id"] == "P7":
-        return f"cerebro {r['cerebro_seconds']:.1f} s, optuna {r['optuna_seconds']:.1f} s"
+        return "; ".join(
+            f"{s['configs']}x{s['epochs']}: {s['ratio']:.2f} (cerebro {s['cerebro_seconds']:.1f}"
+            f" s, optuna {s['optuna_seconds']:.1f} s; CPU s ratio {s['cpu_ratio']:.2f})"
+            for s in r["shapes"]
+        )
     return ""
 
 
