@@ -15,6 +15,7 @@ is reported on its own line: it is paid once per epoch, not per hop.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -29,11 +30,14 @@ import _common
 import _workload as wl
 
 DB = "cerebro_bench_sched_hop"
+# name -> (roster model, dataset, rows per partition, params); "mlp_100mb" is P4's ~100 MB
+# state (8.5M parameters + Adam moments) on a tiny partition, so that its hop is most of it
 MODELS = {
-    "resnet50": ("images", 64),
-    "mobilenet": ("images", 64),
-    "distilbert": ("reviews", 8),
-    "bert_base": ("reviews", 8),
+    "mlp_100mb": ("mlp", "points", 16, {"hidden": [2900, 2900], "batch_size": 16}),
+    "mobilenet": ("mobilenet", "images", 64, {"batch_size": 16}),
+    "resnet50": ("resnet50", "images", 64, {"batch_size": 16}),
+    "distilbert": ("distilbert", "reviews", 8, {"batch_size": 16}),
+    "bert_base": ("bert_base", "reviews", 8, {"batch_size": 16}),
 }
 
 
@@ -41,6 +45,14 @@ def make_data(dsn: str, image_rows: int, text_rows: int) -> None:
     rng = np.random.default_rng(8)
     words = [f"w{i}" for i in range(1500)]
     with psycopg.connect(dsn, autocommit=True) as c:
+        c.execute(
+            "create table points as select i as id, (i % 7)::real as a, (i % 5)::real as b, "
+            "i % 2 as y from generate_series(1, 32) i"
+        )
+        c.execute(
+            "select cerebro.load_dataset('points', 'points', array['a', 'b'], 'y', "
+            "num_partitions => 2)"
+        )
         c.execute("create table images (id int primary key, x real[], y int)")
         with c.cursor() as cur, cur.copy("copy images (id, x, y) from stdin") as cp:
             for i in range(2 * image_rows):
@@ -62,13 +74,14 @@ EPOCHS = 3
 TARGET_MB_S = 1000.0  # DESIGN.md §6 P8, for states of 100 MB or more
 
 
-def measure(dsn: str, model: str, dataset: str) -> dict:
+def measure(dsn: str, name: str) -> dict:
+    model, dataset, _rows, params = MODELS[name]
     with psycopg.connect(dsn, autocommit=True) as c:
         wid = c.execute(
             "select cerebro.launch(%s, %s, %s, null, 'grid', "
             '\'{"learning_rate": {"choice": [0.0001]}}\', max_epochs => %s, '
-            "objective => 'train_loss', params => '{\"batch_size\": 16}')",
-            [f"hop-{model}", model, dataset, EPOCHS],
+            "objective => 'train_loss', params => %s)",
+            [f"hop-{name}", model, dataset, EPOCHS, json.dumps(params)],
         ).fetchone()[0]
     proc = subprocess.run(
         [sys.executable, "-m", "cerebro.cli", "scheduler", "--dsn",
@@ -96,10 +109,10 @@ def measure(dsn: str, model: str, dataset: str) -> dict:
         status = c.execute(
             "select status from cerebro.configs where workload_id = %s", [wid]
         ).fetchone()[0]
-        c.execute("select cerebro.drop_workload(%s)", [f"hop-{model}"])
+        c.execute("select cerebro.drop_workload(%s)", [f"hop-{name}"])
     if status != "completed" or len(units) != 2 * EPOCHS:
-        raise RuntimeError(f"{model}: config {status} after {len(units)} sub-epochs")
-    return _split(model, units, size, where)
+        raise RuntimeError(f"{name}: config {status} after {len(units)} sub-epochs")
+    return _split(name, units, size, where)
 
 
 def _split(model: str, units: list[tuple], size: int, where: str) -> dict:
@@ -132,9 +145,9 @@ def run(server: str | None = None, models: list[str] | None = None) -> dict:
     out = []
     t0 = time.perf_counter()
     try:
-        make_data(dsn, MODELS["resnet50"][1], MODELS["bert_base"][1])
+        make_data(dsn, MODELS["resnet50"][2], MODELS["bert_base"][2])
         for model in models or list(MODELS):
-            r = measure(dsn, model, MODELS[model][0])
+            r = measure(dsn, model)
             out.append(r)
             met = "-" if r["state_mb"] < 100 else ("yes" if r["mb_per_s"] >= TARGET_MB_S else "no")
             print(

@@ -27,6 +27,7 @@ import p6_load
 import p7_optuna
 import p8_scheduler_hop
 import p9_predict
+import p11_out_of_core
 import r1_recovery
 import s1_security
 
@@ -80,6 +81,14 @@ def _figures(r: dict) -> str:
             f" s, optuna {s['optuna_seconds']:.1f} s; CPU s ratio {s['cpu_ratio']:.2f})"
             for s in r["shapes"]
         )
+    if r["id"] == "P11":
+        return (
+            f"{r['buffer_mb']:.0f} MB of buffers; sub-epoch in-memory "
+            f"{r['memory']['wall']:.2f} s, out-of-core {r['disk']['wall']:.2f} s (cost "
+            f"{r['cost']:.2f}x, {r['extra_s'] * 1000:+.0f} ms outside fit); reading "
+            f"{r['disk']['mb_per_s']:.0f} MB/s "
+            f"vs seq scan {r['scan_mb_per_s']:.0f} MB/s, COPY out {r['copy_mb_per_s']:.0f} MB/s"
+        )
     return ""
 
 
@@ -99,6 +108,7 @@ def main() -> None:
         ("P7", lambda: p7_optuna.run(server)),
         ("P8", lambda: p8_scheduler_hop.run(server)),
         ("P9", lambda: p9_predict.run(server)),
+        ("P11", lambda: p11_out_of_core.run(server)),
         ("S1", lambda: s1_security.run(server)),
         ("R1", lambda: r1_recovery.run(server)),
     )

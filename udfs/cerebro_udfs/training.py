@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import json
 import time
+import weakref
 from collections import OrderedDict
 from typing import Any
 
@@ -86,11 +87,14 @@ def _partition_arrays(
     return x, y
 
 
-def _model_for(GD: dict, spec: dict, cfg: dict, blob: bytes | None) -> Any:
-    """A compiled model holding ``blob`` (or a fresh seeded init when ``blob`` is None).
+def _model_for(GD: dict, spec: dict, cfg: dict, raw: Any) -> tuple[Any, dict[str, Any]]:
+    """A compiled model holding the state ``raw`` (or a fresh seeded init when ``raw`` is
+    None), and the meta of that state.
 
     Compiled models are cached per (definition, params, data shape): reusing one keeps its
-    traced train function, which costs far more to rebuild than assigning the weights.
+    traced train function, which costs far more to rebuild than assigning the weights. A
+    cached model whose variables already are the state file ``raw`` names (this backend wrote
+    that file from it, and nothing has changed it since) is used as it is: nothing moves.
     """
     devices.configure(GD, cfg.get("partition"))  # once per backend, before any model
     params = cfg.get("params", {})
@@ -100,23 +104,30 @@ def _model_for(GD: dict, spec: dict, cfg: dict, blob: bytes | None) -> Any:
         json.dumps(cfg["dataset"], sort_keys=True),
     )
     lru = cache.models(GD)
-    if blob is None:
-        model = models.build_model(spec, params, cfg["dataset"], cfg.get("seed", 0))
-        lru.put(key, model)
-        return model
-    try:
-        st = state.decode(blob)
-    except state.StateError as e:
-        raise CerebroError(f"cannot use the given model state: {e}") from None
     model = lru.get(key)
-    if model is None:
+    if raw is None or model is None:
         model = models.build_model(spec, params, cfg["dataset"], cfg.get("seed", 0))
         lru.put(key, model)
+        if raw is None:
+            return model, {}
+    ref = bytes(raw) if state_files.is_ref(raw) else None
+    held = _holds(GD).get(model)
+    if ref is not None and held is not None and held[0] == ref:
+        return model, held[1]
+    _holds(GD).pop(model, None)
     try:
+        st = state.decode(_input_state(GD, raw))
         state.restore(model, st)
     except state.StateError as e:
         raise CerebroError(f"cannot use the given model state: {e}") from None
-    return model
+    if ref is not None:
+        _holds(GD)[model] = (ref, st.meta)
+    return model, st.meta
+
+
+def _holds(GD: dict) -> weakref.WeakKeyDictionary:
+    """Cached model -> (state-file reference, meta) of the state its variables are."""
+    return GD.setdefault("cerebro.holds", weakref.WeakKeyDictionary())
 
 
 def _parse(spec_json: str | dict, cfg_json: str | dict) -> tuple[dict, dict]:
@@ -163,12 +174,12 @@ def train_final(
 ) -> dict[str, Any]:
     """Final function of ``cerebro.train_subepoch``: one pass over one partition."""
     buffers = _take(GD, token)
-    blob = _input_state(GD, blob)
     with segment_safe(plpy):
         spec, cfg = _parse(spec_json, cfg_json)
         x, y = _partition_arrays(GD, buffers, cfg)
         del buffers
-        model = _model_for(GD, spec, cfg, blob)
+        model, prev = _model_for(GD, spec, cfg, blob)
+        _holds(GD).pop(model, None)  # training changes it
         batch_size = int(cfg.get("params", {}).get("batch_size", 64))
         t0 = time.perf_counter()
         try:
@@ -188,7 +199,6 @@ def train_final(
         seconds = time.perf_counter() - t0
         logs = _scalar_logs(hist.history)
         loss = logs.pop("loss", None)
-        prev = state.read_header(blob)["meta"] if blob is not None else {}
         done = (
             list(prev.get("partitions_done", [])) if prev.get("epoch") == cfg.get("epoch") else []
         )
@@ -200,6 +210,8 @@ def train_final(
             "partitions_done": done,
         }
         new_state = _output_state(GD, model, meta, cfg)
+        if state_files.is_ref(new_state):
+            _holds(GD)[model] = (new_state, meta)
         return {
             "state": new_state,
             "loss": loss,
@@ -214,14 +226,13 @@ def eval_final(
 ) -> dict[str, Any]:
     """Final function of ``cerebro.evaluate_partition``: loss and metrics of a state."""
     buffers = _take(GD, token)
-    blob = _input_state(GD, blob)
     with segment_safe(plpy):
         spec, cfg = _parse(spec_json, cfg_json)
         if blob is None:
             raise CerebroError("evaluation needs a model state (got NULL)")
         x, y = _partition_arrays(GD, buffers, cfg)
         del buffers
-        model = _model_for(GD, spec, cfg, blob)
+        model, _meta = _model_for(GD, spec, cfg, blob)
         batch_size = int(cfg.get("params", {}).get("batch_size", 64))
         t0 = time.perf_counter()
         try:
