@@ -17,6 +17,7 @@ import psycopg
 from cerebro_udfs.chunks import env_limits
 
 from . import statements as S
+from .connections import durable
 from .unit import Unit
 
 # the daemon's CEREBRO_STATE_INLINE_MAX, as for the units' own states (None: the server's)
@@ -34,6 +35,7 @@ def commit_epoch(conn: psycopg.Connection, unit: Unit) -> dict[str, Any]:
     """Commit ``unit``'s epoch (inside the unit's transaction); returns what ``on_epoch``
     callbacks are told: config, epoch, losses, validation metrics and the new status."""
     v, e = unit.view, unit.epoch
+    durable(conn)  # a worker's commits are asynchronous, an epoch's is not
     lock_workload(conn, v.workload_id)
     row = conn.execute(S.COMMIT_EPOCH, {"e": e, "c": v.config_id}).fetchone()
     if row is None:

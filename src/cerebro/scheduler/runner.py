@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 
 from . import statements as S
-from .connections import Workers, error_message, one
+from .connections import Workers, durable, error_message, one
 from .epoch import commit_epoch, lock_workload
 from .hops import Hops
 from .unit import CheckpointMissing, NodeDown, StateLost, Unit, UnitFailed
@@ -262,6 +262,7 @@ class UnitRunner:
         conn = self.workers.get(unit.worker)
         conn.execute(S.COLLECT_STATE_FILES)  # a state file the unit wrote is nobody's
         with conn.transaction():
+            durable(conn)  # a failed config stays failed after a crash
             if outcome == STATE_LOST:
                 _restart_epoch(conn, unit, unit_id)
             else:
