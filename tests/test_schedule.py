@@ -281,13 +281,22 @@ def test_pick_any_runs_a_config_on_any_worker_in_its_own_order():
         assert pick_any([c], {cid}, random.Random(0)) is None  # busy elsewhere
 
 
-def test_pick_any_least_progress_then_priority_then_the_cached_model():
-    behind = view(1, done=[])
-    ahead = wanting(0, 2, priority=100)
-    ahead.partitions_done = partition_order(SEED, 2, 1, 4)[:2]
+def test_pick_any_fewest_epochs_then_priority_then_the_cached_model_then_progress():
+    behind = view(1, epoch=0, done=[])
+    ahead = view(2, epoch=1, done=[], priority=100)
     for s in range(20):
-        # least progress wins over priority and over a cached model
+        # fewer completed epochs wins over priority and over a cached model
         assert pick_any([ahead, behind], set(), random.Random(s), {2})[0] is behind
+    # within an epoch: the cached model wins over less progress (the worker keeps its
+    # config for the rest of the epoch), and without a cached one the least progress wins
+    mid = view(5, done=partition_order(SEED, 5, 1, 4)[:2])
+    fresh = view(6, done=[])
+    for s in range(20):
+        for configs in ([mid, fresh], [fresh, mid]):
+            assert pick_any(configs, set(), random.Random(s), {5})[0] is mid
+            assert pick_any(configs, set(), random.Random(s), {6})[0] is fresh
+            assert pick_any(configs, set(), random.Random(s))[0] is fresh
+            assert pick_any(configs, set(), random.Random(s), {5, 6})[0] is fresh
     a, b = view(3, done=[]), view(4, done=[])
     for s in range(20):
         for configs in ([a, b], [b, a]):

@@ -130,9 +130,14 @@ def pick_any(
     cached: set[int] | frozenset[int] = frozenset(),
 ) -> tuple[ConfigView, str, int] | None:
     """The unit a free worker runs when every worker can read every partition (one server):
-    (config, kind, partition). Least progress first, then priority, then a config in
-    ``cached`` (the worker holds its compiled model: no build, no tracing), random among
-    ties. A config still visits its partitions in ``partition_order``, one at a time."""
+    (config, kind, partition). Fewest completed epochs first, then priority (DESIGN §3),
+    then a config in ``cached`` (the worker holds its compiled model: no build, no tracing;
+    a state file it wrote is not even read again), then the least share of the current
+    epoch done, random among ties. So a worker keeps a config for the rest of its epoch
+    rather than trading it for another worker's at every unit, and each config is built and
+    traced on about one backend (as in one plain process per worker), while no config
+    starts an epoch before every other one has finished the last. A config still visits
+    its partitions in ``partition_order``, one at a time."""
     best = None
     for c in configs:
         if c.config_id in busy:
@@ -140,7 +145,7 @@ def pick_any(
         nxt = c.next_unit()
         if nxt is None:
             continue
-        key = (c.progress, -c.priority, c.config_id not in cached, rng.random())
+        key = (c.epoch, -c.priority, c.config_id not in cached, c.progress, rng.random())
         if best is None or key < best[0]:
             best = (key, c, nxt)
     return None if best is None else (best[1], *best[2])
