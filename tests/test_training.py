@@ -134,6 +134,63 @@ def test_raw_aggregate_from_sql(conn, ds):
     assert row[2]["partitions_done"] == [1]
 
 
+def _raw_subepoch(conn, steps):
+    """A fresh init trained on partition 1 by the raw aggregate with ``steps_per_execution``."""
+    return conn.execute(
+        """
+        select (r).state, (r).loss, (r).metrics
+          from (select cerebro.train_subepoch(null, cerebro.model_spec('mlp'),
+                         cerebro.subepoch_config('mlp', 'tr', %s, partition => 1)
+                         || jsonb_build_object('steps_per_execution', %s::text))
+                       within group (order by buffer_id, x, y, num_rows) as r
+                  from cerebro.buffers
+                 where dataset_id = (select dataset_id from cerebro.datasets where name = 'tr')
+                   and __dist_key__ = 1) s""",
+        [json.dumps(PARAMS), steps],
+    ).fetchone()
+
+
+def test_steps_per_execution_changes_nothing_but_speed(conn, ds):
+    """Several steps per call into TensorFlow ("auto": 32 for this MLP; 5 leaves a partial
+    last call of 63 steps) train exactly as one step per call: weights, Adam's moments and
+    counter, loss and metrics, bit for bit."""
+    one = _raw_subepoch(conn, "1")
+    w1, o1 = _weights(one[0])
+    for steps in ("auto", "5"):
+        other = _raw_subepoch(conn, steps)
+        w, o = _weights(other[0])
+        for a, b in zip(w1 + o1, w + o):
+            np.testing.assert_array_equal(a, b)
+        assert other[1] == one[1] and other[2] == one[2]
+    assert int(dict(state.decode(one[0]).optimizer)["adam/iteration"]) == 63  # 2000 / 32
+    with pytest.raises(psycopg.Error) as e:
+        _raw_subepoch(conn, "lots")
+    assert "steps_per_execution must be 'auto' or a whole number" in str(e.value)
+
+
+def test_auto_steps_per_execution_only_for_small_models():
+    import keras
+
+    from cerebro_udfs import training
+
+    small = keras.Sequential([keras.Input((30,)), keras.layers.Dense(64)])
+    big = keras.Sequential([keras.Input((1100,)), keras.layers.Dense(1000)])  # 1.1M params
+    flat = {"dataset": {"feature_shape": [30]}}
+    images = {"dataset": {"feature_shape": [224, 224, 3]}}
+    assert training.steps_per_execution(small, flat) == training.AUTO_STEPS == 32
+    assert training.steps_per_execution(big, flat) == 1
+    assert training.steps_per_execution(small, images) == 1
+    assert training.steps_per_execution(big, {**flat, "steps_per_execution": "5"}) == 5
+    for m, cfg, want in ((small, flat, 32), (big, flat, 1)):
+        m.compile(optimizer="adam", loss="mse")
+        training.loop_in_graph(m, cfg)
+        assert m.steps_per_execution == want
+    own = keras.Sequential([keras.Input((30,)), keras.layers.Dense(64)])
+    own.compile(optimizer="adam", loss="mse", steps_per_execution=3)
+    training.loop_in_graph(own, flat)
+    assert own.steps_per_execution == 3  # the model's own choice is kept
+
+
 def test_state_from_other_architecture_is_refused(conn, ds):
     s = _subepoch(conn, 0, None)
     with pytest.raises(psycopg.Error) as e:

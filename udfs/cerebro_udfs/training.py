@@ -102,11 +102,13 @@ def _model_for(GD: dict, spec: dict, cfg: dict, raw: Any) -> tuple[Any, dict[str
         models.spec_key(spec),
         json.dumps(params, sort_keys=True),
         json.dumps(cfg["dataset"], sort_keys=True),
+        str(cfg.get("steps_per_execution", "auto")),  # fixed when the model is built
     )
     lru = cache.models(GD)
     model = lru.get(key)
     if raw is None or model is None:
         model = models.build_model(spec, params, cfg["dataset"], cfg.get("seed", 0))
+        loop_in_graph(model, cfg)
         lru.put(key, model)
         if raw is None:
             return model, {}
@@ -123,6 +125,48 @@ def _model_for(GD: dict, spec: dict, cfg: dict, raw: Any) -> tuple[Any, dict[str
     if ref is not None:
         _holds(GD)[model] = (ref, st.meta)
     return model, st.meta
+
+
+# "auto" runs this many steps per call into TensorFlow for a small model (see loop_in_graph)
+AUTO_STEPS = 32
+AUTO_MAX_PARAMS = 1_000_000
+AUTO_MAX_ROW_VALUES = 4096
+
+
+def steps_per_execution(model: Any, cfg: dict[str, Any]) -> int:
+    """How many training steps one call into TensorFlow runs. ``cfg["steps_per_execution"]``
+    (the scheduler's CEREBRO_STEPS_PER_EXECUTION): a number, or "auto" (the default): 32
+    for a model of at most 1M parameters on rows of at most 4,096 values, whose steps take a
+    few ms, so that Keras's Python around each step is most of them (a 41k-parameter MLP at
+    batch 256 fits 50,000 rows in 0.69 s one step per call, 0.29 s 32 per call); 1 for
+    larger models, whose steps are long and gain nothing, so that a cancel is noticed after
+    at most one step. A model compiled with its own ``steps_per_execution`` keeps it."""
+    want = cfg.get("steps_per_execution", "auto")
+    if want != "auto":
+        if isinstance(want, bool) or not str(want).isdigit() or int(want) < 1:
+            raise CerebroError(
+                f"steps_per_execution must be 'auto' or a whole number of 1 or more, got {want!r}"
+            )
+        return int(want)
+    row = 1
+    for d in cfg.get("dataset", {}).get("feature_shape", []):
+        row *= int(d)
+    small = model.count_params() <= AUTO_MAX_PARAMS and row <= AUTO_MAX_ROW_VALUES
+    return AUTO_STEPS if small else 1
+
+
+def loop_in_graph(model: Any, cfg: dict[str, Any]) -> None:
+    """Run several steps per call into TensorFlow (Keras's ``steps_per_execution``) on a new
+    model. The batches, their order and every update are the same, so are the weights,
+    optimizer state and epoch metrics, bit for bit (tested); callbacks (the interrupt
+    check) run once per call instead of once per step. The saved compile config (export)
+    is the model's own."""
+    if getattr(model, "steps_per_execution", 1) != 1:
+        return
+    n = steps_per_execution(model, cfg)
+    if n > 1:
+        model.steps_per_execution = n
+        model.train_function = model.test_function = None
 
 
 def _holds(GD: dict) -> weakref.WeakKeyDictionary:

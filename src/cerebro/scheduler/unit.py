@@ -22,6 +22,16 @@ _STATE_LIMITS = env_limits()
 # only): a path; a backend writing a state file waits half-way while that file exists.
 STATE_FILES = os.environ.get("CEREBRO_STATE_FILES", "on").lower() not in ("off", "0", "false")
 PAUSE_STATE_WRITE = os.environ.get("CEREBRO_TEST_PAUSE_STATE_WRITE") or None
+# training steps per call into TensorFlow: a number, or "auto" (cerebro_udfs.training)
+STEPS_PER_EXECUTION = os.environ.get("CEREBRO_STEPS_PER_EXECUTION") or None
+if STEPS_PER_EXECUTION is not None and not (
+    STEPS_PER_EXECUTION == "auto"
+    or (STEPS_PER_EXECUTION.isdigit() and int(STEPS_PER_EXECUTION) >= 1)
+):
+    raise ValueError(
+        "CEREBRO_STEPS_PER_EXECUTION must be 'auto' or a whole number of 1 or more, got "
+        f"{STEPS_PER_EXECUTION!r}"
+    )
 
 
 class StateLost(Exception):
@@ -105,6 +115,8 @@ class Unit:
         cfg.update(_STATE_LIMITS)
         # CEREBRO_PARTITION_CACHE_MB of the daemon: the worker backends' partition cache
         cfg.update(cache.env_limits())
+        if STEPS_PER_EXECUTION is not None:
+            cfg["steps_per_execution"] = STEPS_PER_EXECUTION
         if self.node is not None:
             cfg["state_inline_max"] = REMOTE_INLINE_MAX
         elif files is not None and STATE_FILES:
