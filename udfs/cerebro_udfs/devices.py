@@ -2,11 +2,12 @@
 
 TensorFlow takes every GPU it sees and, by default, all of each GPU's memory, at the first
 operation of the process. A server with several GPUs runs one worker backend per partition,
-so each backend must claim one GPU, and only the memory it uses: ``configure`` makes the
-GPU of partition p's worker GPU ``p mod n`` (worker j always runs partition j's units, so a
-backend keeps its GPU) with memory growth on. On a machine without a GPU it does nothing, and
-CPU training is unchanged. ``CEREBRO_GPU=off`` in the server's environment keeps TensorFlow
-on the CPU even when GPUs exist.
+so each backend must claim one GPU, and only the memory it uses: ``configure`` gives the
+backend of worker j GPU ``j mod n``, with memory growth on. It runs on the backend's first
+unit, which the scheduler makes worker j's own partition j (its later units may train any
+partition on one server: the backend keeps the GPU it took). On a machine without a GPU it
+does nothing, and CPU training is unchanged. ``CEREBRO_GPU=off`` in the server's environment
+keeps TensorFlow on the CPU even when GPUs exist.
 
 It runs once per backend, before the first model is built there; a backend whose TensorFlow
 was already initialised (e.g. by ``cerebro.predict`` earlier in the session) keeps TensorFlow's
