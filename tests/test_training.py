@@ -134,6 +134,25 @@ def test_raw_aggregate_from_sql(conn, ds):
     assert row[2]["partitions_done"] == [1]
 
 
+def test_a_state_the_backend_returned_is_not_restored_again_but_still_checked(conn, ds):
+    """The model that returned an inline state keeps it, so the next sub-epoch from that state
+    in the same backend restores nothing (same weights as a fresh backend: test above); a
+    copy of it with one payload byte changed is still refused, in that same backend."""
+    s1 = _subepoch(conn, 0, None)
+    bad = bytearray(s1[0])
+    bad[-1] ^= 0xFF
+    with pytest.raises(psycopg.Error) as e:
+        _subepoch(conn, 1, bytes(bad))
+    assert "checksum mismatch" in str(e.value)
+    again = _subepoch(conn, 1, s1[0])  # the refused one changed nothing it holds
+    fresh = _subepoch(conn, 1, _subepoch(conn, 0, None)[0])
+    wa, oa = _weights(again[0])
+    wf, of = _weights(fresh[0])
+    assert len(wa + oa) == len(wf + of) > 0
+    for a, b in zip(wa + oa, wf + of):
+        np.testing.assert_array_equal(a, b)
+
+
 def _raw_subepoch(conn, steps):
     """A fresh init trained on partition 1 by the raw aggregate with ``steps_per_execution``."""
     return conn.execute(

@@ -10,8 +10,8 @@ The layers are visible in the imports: this facade -> the verbs (``packing``, ``
 ``subepoch``, ``registry``, ``launch``, ``drill``, ``steering``, ``automl``, ``inference``,
 ``petastorm_import``) -> the store and the pure helpers. The verbs never call each other
 through these SQL-facing signatures. Modules that pull in heavy dependencies (hyperopt,
-pyarrow, the inference path) are imported on first use, so a training backend never loads
-them.
+sqlglot in packing, pyarrow, the inference path) are imported on first use, so a training
+backend never loads them, and a session's first ``launch`` does not wait for them.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from . import cache, chunks, packing, registry, state, state_files, store, subepoch, training
+from . import cache, chunks, registry, state, state_files, store, subepoch, training
 from .errors import sql_errors
 
 # -- datasets ---------------------------------------------------------------------------------
@@ -29,11 +29,15 @@ from .errors import sql_errors
 @sql_errors
 def load_dataset(plpy: Any, *args: Any) -> int:
     """``cerebro.load_dataset``: the arguments in the SQL function's order."""
+    from . import packing  # on use: its SQL-expression parser (sqlglot) costs 0.1 s to import
+
     return packing.load_dataset(plpy, *args)
 
 
 @sql_errors
 def drop_dataset(plpy: Any, name: str) -> bool:
+    from . import packing
+
     return packing.drop_dataset(plpy, name)
 
 

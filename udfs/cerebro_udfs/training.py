@@ -93,8 +93,9 @@ def _model_for(GD: dict, spec: dict, cfg: dict, raw: Any) -> tuple[Any, dict[str
 
     Compiled models are cached per (definition, params, data shape): reusing one keeps its
     traced train function, which costs far more to rebuild than assigning the weights. A
-    cached model whose variables already are the state file ``raw`` names (this backend wrote
-    that file from it, and nothing has changed it since) is used as it is: nothing moves.
+    cached model whose variables already are the state ``raw`` (this backend wrote that state
+    file or returned that inline state from it, or restored it, and nothing has trained it
+    since) is used as it is: nothing is restored (a file is not even mapped).
     """
     devices.configure(GD, cfg.get("partition"))  # once per backend, before any model
     params = cfg.get("params", {})
@@ -116,14 +117,17 @@ def _model_for(GD: dict, spec: dict, cfg: dict, raw: Any) -> tuple[Any, dict[str
     held = _holds(GD).get(model)
     if ref is not None and held is not None and held[0] == ref:
         return model, held[1]
+    if ref is None and held is not None and _holds_inline(raw, held[0]):
+        return model, held[1]
     _holds(GD).pop(model, None)
     try:
         st = state.decode(_input_state(GD, raw))
         state.restore(model, st)
     except state.StateError as e:
         raise CerebroError(f"cannot use the given model state: {e}") from None
-    if ref is not None:
-        _holds(GD)[model] = (ref, st.meta)
+    holds = ref if ref is not None else _inline_key(raw)
+    if holds is not None:
+        _holds(GD)[model] = (holds, st.meta)
     return model, st.meta
 
 
@@ -170,8 +174,35 @@ def loop_in_graph(model: Any, cfg: dict[str, Any]) -> None:
 
 
 def _holds(GD: dict) -> weakref.WeakKeyDictionary:
-    """Cached model -> (state-file reference, meta) of the state its variables are."""
+    """Cached model -> (state-file reference or inline key, meta) of the state its variables
+    are."""
     return GD.setdefault("cerebro.holds", weakref.WeakKeyDictionary())
+
+
+def _inline_key(blob: Any) -> tuple | None:
+    """What names an inline state (not a file or chunk reference): its payload checksum and
+    meta. None for anything else."""
+    if blob is None or state_files.is_ref(blob) or chunks.is_ref(blob):
+        return None
+    try:
+        header = state.read_header(blob)
+    except state.StateError:
+        return None
+    if "xxh3" not in header:
+        return None  # format 1: not worth a fast path
+    return ("xxh3", header["xxh3"], json.dumps(header.get("meta"), sort_keys=True))
+
+
+def _holds_inline(raw: Any, held_key: Any) -> bool:
+    """Whether inline state ``raw`` is the one the model's variables already are (this
+    backend returned it from them and nothing has trained them since): same checksum and
+    meta, and its payload checks out, so a corrupt copy is still refused by ``decode``."""
+    key = _inline_key(raw)
+    if key is None or key != held_key:
+        return False
+    header = state.read_header(raw)
+    payload = memoryview(raw)[header["_payload_start"] :]
+    return len(payload) == header["payload_size"] and state.checksum_ok(header, payload)
 
 
 def _parse(spec_json: str | dict, cfg_json: str | dict) -> tuple[dict, dict]:
@@ -256,6 +287,8 @@ def train_final(
         new_state = _output_state(GD, model, meta, cfg)
         if state_files.is_ref(new_state):
             _holds(GD)[model] = (new_state, meta)
+        elif (key := _inline_key(new_state)) is not None:
+            _holds(GD)[model] = (key, meta)
         return {
             "state": new_state,
             "loss": loss,
