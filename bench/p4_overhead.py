@@ -5,9 +5,10 @@
     model.fit seconds the aggregate reports = SQL round trip + state hop + bookkeeping; plus
     the gap between one unit's end and the next unit's start on the same worker (the
     scheduler's own turnaround). Fixed cost = median unit overhead + median gap.
-(b) A ~100 MB state (MLP with ~8.5M parameters: weights + two Adam moments) trained on a
-    4-row partition: time of run_subepoch minus its fit seconds, state passed in and out
-    inside the server (temp table), so the figure is decode + restore + capture + encode.
+(b) A ~100 MB state (MLP with ~8.5M parameters: weights + two Adam moments) trained on
+    16-row partitions for 3 epochs by the scheduler (``p8_scheduler_hop.measure``,
+    "mlp_100mb"): a warm epoch-first unit's time outside ``fit`` plus its commit and the
+    scheduler's turnaround, so the figure is the whole hop (map + restore, capture + write).
 
     .venv/bin/python bench/p4_overhead.py [--configs 8] [--epochs 15]
 """
@@ -17,13 +18,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _workload as wl
+import p8_scheduler_hop
 
 DB = "cerebro_bench_p4"
 TARGET_MS = 10.0  # DESIGN.md §6
@@ -46,36 +47,6 @@ def unit_overheads(dsn: str, wid: int) -> tuple[list[float], list[float]]:
     return overhead, gaps
 
 
-def big_state_hop(dsn: str) -> dict:
-    with psycopg.connect(dsn, autocommit=True) as c:
-        c.execute(
-            "create table tiny as select i, random()::real as a, random()::real as b, "
-            "(i % 2) as l from generate_series(1, 8) i"
-        )
-        c.execute(
-            "select cerebro.load_dataset('tiny', 'tiny', array['a', 'b'], 'l', "
-            "num_partitions => 2)"
-        )
-        params = '{"hidden": [2900, 2900], "batch_size": 4}'
-        c.execute(
-            "create temp table s as select * from cerebro.run_subepoch('mlp', 'tiny', 0, %s)",
-            [params],
-        )
-        size = c.execute("select octet_length(state) from s").fetchone()[0]
-        times = []
-        for p in (1, 0, 1):
-            t0 = time.perf_counter()
-            fit = c.execute(
-                "with r as (select * from cerebro.run_subepoch('mlp', 'tiny', %s, "
-                "%s, state => (select state from s))) update s set state = r.state "
-                "from r returning r.seconds",
-                [p, params],
-            ).fetchone()[0]
-            times.append(time.perf_counter() - t0 - fit)
-    hop = statistics.median(times)
-    return {"bytes": size, "seconds": hop, "mb_per_s": size / 1e6 / hop}
-
-
 def run(server: str | None = None, configs: int = 8, epochs: int = 15) -> dict:
     server = server or wl.server_dsn()
     dsn = wl.fresh_db(server, DB)
@@ -90,7 +61,8 @@ def run(server: str | None = None, configs: int = 8, epochs: int = 15) -> dict:
         sched.terminate()
         sched.wait(timeout=120)
         sched = None
-        hop = big_state_hop(dsn)
+        p8_scheduler_hop.make_points(dsn)
+        hop = p8_scheduler_hop.measure(dsn, "mlp_100mb")
     finally:
         if sched is not None:
             sched.terminate()
@@ -104,8 +76,9 @@ def run(server: str | None = None, configs: int = 8, epochs: int = 15) -> dict:
         f"{statistics.quantiles(overhead, n=10)[-1]:.1f} ms; {res['units']} units)"
     )
     print(
-        f"P4 state hop of {hop['bytes'] / 1e6:.0f} MB: {hop['seconds']:.2f} s "
-        f"({hop['mb_per_s']:.0f} MB/s; decode + restore + capture + encode, in-server)"
+        f"P4 state hop of {hop['state_mb']:.0f} MB under the scheduler ({hop['store']}): "
+        f"{hop['hop_s']:.3f} s ({hop['mb_per_s']:.0f} MB/s; in the unit "
+        f"{hop['hop_inside_s']:.3f} s + commit and turnaround {hop['gap_s']:.3f} s)"
     )
     return {
         "id": "P4",

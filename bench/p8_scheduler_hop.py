@@ -41,9 +41,8 @@ MODELS = {
 }
 
 
-def make_data(dsn: str, image_rows: int, text_rows: int) -> None:
-    rng = np.random.default_rng(8)
-    words = [f"w{i}" for i in range(1500)]
+def make_points(dsn: str) -> None:
+    """The tiny dataset of ``mlp_100mb`` (16 rows a partition)."""
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute(
             "create table points as select i as id, (i % 7)::real as a, (i % 5)::real as b, "
@@ -53,6 +52,13 @@ def make_data(dsn: str, image_rows: int, text_rows: int) -> None:
             "select cerebro.load_dataset('points', 'points', array['a', 'b'], 'y', "
             "num_partitions => 2)"
         )
+
+
+def make_data(dsn: str, image_rows: int, text_rows: int) -> None:
+    rng = np.random.default_rng(8)
+    words = [f"w{i}" for i in range(1500)]
+    make_points(dsn)
+    with psycopg.connect(dsn, autocommit=True) as c:
         c.execute("create table images (id int primary key, x real[], y int)")
         with c.cursor() as cur, cur.copy("copy images (id, x, y) from stdin") as cp:
             for i in range(2 * image_rows):
