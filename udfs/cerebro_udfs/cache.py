@@ -86,6 +86,15 @@ def partitions(GD: dict, mb: int | None = None) -> LRU:
     return lru
 
 
+def batches(GD: dict) -> LRU:
+    """Small partitions' batched ``tf.data`` pipelines, by (partition key, batch size): a
+    ``model.fit`` on arrays builds (and traces) one at every call, which costs more than
+    training a small partition. Each holds a copy of its arrays: at most 8, 256 MB in all."""
+    if "cerebro.batches" not in GD:
+        GD["cerebro.batches"] = LRU(8, 256 << 20, lambda v: v[0].nbytes + v[1].nbytes)
+    return GD["cerebro.batches"]
+
+
 def models(GD: dict) -> LRU:
     if "cerebro.models" not in GD:
         GD["cerebro.models"] = LRU(int(os.environ.get("CEREBRO_MODEL_CACHE", "8")))

