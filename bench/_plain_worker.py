@@ -5,7 +5,8 @@
 
 Both import TensorFlow and build/trace nothing before printing ``ready``, then wait for a line
 on stdin (the start signal, so that imports are not timed), run, and print one JSON line with
-``rows`` and ``seconds``.
+``rows`` and ``seconds``. ``"loop": "cerebro"`` in the job runs as many steps per call into
+TensorFlow as cerebro's training aggregate does (``steps_per_execution``), else one.
 """
 
 from __future__ import annotations
@@ -24,7 +25,15 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf  # noqa: F401  (imported before the start signal)
 
-    from cerebro_udfs import models
+    from cerebro_udfs import models, training
+
+    def build(params: dict, seed: int) -> object:
+        """The model as the job says: Keras's default of one step per call into TensorFlow,
+        or (``"loop": "cerebro"``) as many as the training aggregate runs (training.py)."""
+        model = models.build_model(SPEC, params, job["dataset"], seed)
+        if job.get("loop") == "cerebro":
+            training.loop_in_graph(model, {"dataset": job["dataset"]})
+        return model
 
     mode = sys.argv[1]
     job = json.loads(Path(sys.argv[-1]).read_text())
@@ -36,7 +45,7 @@ def main() -> None:
         data = np.load(sys.argv[2])
         x, y = data["x"], data["y"]
         for i, params in enumerate(job["configs"]):
-            model = models.build_model(SPEC, params, job["dataset"], i)
+            model = build(params, i)
             for _ in range(job["epochs"]):
                 model.fit(
                     x, y, batch_size=params["batch_size"], epochs=1, shuffle=False, verbose=0
@@ -64,7 +73,7 @@ def main() -> None:
                 **job["fixed"],
                 **{k: json.loads(trial.suggest_categorical(k, v)) for k, v in job["grid"].items()},
             }
-            model = models.build_model(SPEC, params, job["dataset"], trial.number)
+            model = build(params, trial.number)
             hist = model.fit(
                 x,
                 y,

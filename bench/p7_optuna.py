@@ -15,8 +15,13 @@ after cerebro (the daemon idles meanwhile); each repetition changes the learning
 little on both sides, and the shapes' configs differ, so no compiled model is reused from a
 worker's cache. A shape's ratio = median cerebro ÷ median Optuna; P7 is the worse shape's.
 Each cerebro run's timeline (bench/timeline.py) and the CPU other processes used are printed.
+Optuna's trials run Keras's default of one training step per call into TensorFlow, as a
+user's would; cerebro's aggregate runs up to 32 (``steps_per_execution``, training.py), which
+is most of cerebro's lead on small models. ``--optuna-loop cerebro`` gives Optuna's trials
+the same loop.
 
     .venv/bin/python bench/p7_optuna.py [--rows 100000] [--shapes 4x2,8x3] [--reps 1]
+        [--optuna-loop keras|cerebro]
 """
 
 from __future__ import annotations
@@ -58,9 +63,17 @@ def _cpu_s(watch: _common.CpuWatch) -> float:
 
 
 def optuna_run(
-    arrays: list[Path], grid: list, epochs: int, tmp: Path, k: int, lr: float = 0.001
+    arrays: list[Path],
+    grid: list,
+    epochs: int,
+    tmp: Path,
+    k: int,
+    lr: float = 0.001,
+    loop: str = "keras",
 ) -> tuple[float, str | None, float]:
-    """Optuna's wall time for the grid, the CPU others used meanwhile, the CPU s it used."""
+    """Optuna's wall time for the grid, the CPU others used meanwhile, the CPU s it used.
+    ``loop``: "keras" (Keras's default, one step per call into TensorFlow, as a user runs
+    it) or "cerebro" (as many as cerebro's training aggregate)."""
     import optuna
 
     journal = str(tmp / f"journal-{len(grid)}x{epochs}-{lr}.log")
@@ -71,6 +84,7 @@ def optuna_run(
         json.dumps(
             {
                 "arrays": [str(a) for a in arrays],
+                "loop": loop,
                 "journal": journal,
                 "epochs": epochs,
                 "grid": {"hidden": [json.dumps(h) for h in grid]},
@@ -171,7 +185,11 @@ def _cerebro(dsn: str, sched: subprocess.Popen, n: int, e: int, grid: list, lr: 
 
 
 def _side_by_side(
-    dsn: str, sched: subprocess.Popen, shapes: tuple[tuple[int, int], ...], reps: int
+    dsn: str,
+    sched: subprocess.Popen,
+    shapes: tuple[tuple[int, int], ...],
+    reps: int,
+    loop: str = "keras",
 ) -> list[list[tuple[dict, float, str | None, float]]]:
     """Per shape, ``reps`` × (cerebro, then Optuna right after it); the daemon idles while
     Optuna runs. Each repetition changes the learning rate a little (on both sides), so no
@@ -183,7 +201,7 @@ def _side_by_side(
             lr = round(0.001 + r * 1e-6, 6)
             for i, ((n, e), grid) in enumerate(zip(shapes, _grids(shapes), strict=True)):
                 ours = _cerebro(dsn, sched, n, e, grid, lr)
-                opt, others, cpu = optuna_run(arrays, grid, e, Path(d), 2, lr)
+                opt, others, cpu = optuna_run(arrays, grid, e, Path(d), 2, lr, loop)
                 print(
                     f"P7 {n}x{e} rep {r + 1}: cerebro {ours['wall']:.1f} s, optuna {opt:.1f} s "
                     f"= {ours['wall'] / opt:.2f}; CPU s used: cerebro {ours['cpu_s']:.1f}, "
@@ -199,6 +217,7 @@ def run(
     rows: int = 100_000,
     shapes: tuple[tuple[int, int], ...] = SHAPES,
     reps: int = 1,
+    optuna_loop: str = "keras",
 ) -> dict:
     server = server or wl.server_dsn()
     _grids(shapes)  # enough distinct configs?
@@ -208,7 +227,7 @@ def run(
         wl.make_data(dsn, rows)
         sched = wl.start_scheduler(dsn)
         wl.warm_up(dsn, "bench", 2)
-        runs = _side_by_side(dsn, sched, shapes, reps)
+        runs = _side_by_side(dsn, sched, shapes, reps, optuna_loop)
     finally:
         if sched is not None:
             sched.terminate()
@@ -275,5 +294,16 @@ if __name__ == "__main__":
         help="configs x epochs, comma-separated (default 4x2,8x3)",
     )
     ap.add_argument("--reps", type=int, default=1, help="side-by-side repetitions per shape")
+    ap.add_argument(
+        "--optuna-loop",
+        choices=["keras", "cerebro"],
+        default="keras",
+        help="Optuna's trials with Keras's one step per call (default) or cerebro's",
+    )
     a = ap.parse_args()
-    run(rows=a.rows, shapes=tuple(_shape(s) for s in a.shapes.split(",")), reps=a.reps)
+    run(
+        rows=a.rows,
+        shapes=tuple(_shape(s) for s in a.shapes.split(",")),
+        reps=a.reps,
+        optuna_loop=a.optuna_loop,
+    )

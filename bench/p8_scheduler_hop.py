@@ -1,7 +1,7 @@
 """P8 (scheduler path): what moving the model state costs when the real scheduler runs a
 large roster model, per model, against the target of 1 GB/s for states of 100 MB or more.
 
-One config per model trains 3 epochs over 2 partitions under ``cerebro scheduler``, as a
+One config per model trains 5 epochs over 2 partitions under ``cerebro scheduler``, as a
 user's workload does. Each worker backend builds and traces the model on its first sub-epoch,
 so only warm units count. A unit's time less the ``model.fit`` seconds the aggregate reports
 is its overhead: for an epoch's first unit that is the *hop* (state in: read, map, decode,
@@ -76,7 +76,7 @@ def make_data(dsn: str, image_rows: int, text_rows: int) -> None:
         )
 
 
-EPOCHS = 3
+EPOCHS = 5  # 4 warm epoch-first units per model: a median, not one sample
 TARGET_MB_S = 1000.0  # DESIGN.md §6 P8, for states of 100 MB or more
 
 
