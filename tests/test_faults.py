@@ -369,6 +369,8 @@ def test_a_forgotten_open_transaction_does_not_stall_the_search(server_dsn: str)
     launch(dsn, "open-txn", epochs=1)
     person = psycopg.connect(dsn)  # not autocommit: the transaction stays open
     (first,) = person.execute("select min(config_id) from cerebro.configs").fetchone()
+    person.execute("update cerebro.configs set priority = 5 where config_id = %s", [first])
+    person.commit()  # the highest priority: a free worker tries config 1 first (pick_any)
     person.execute("update cerebro.configs set priority = 1 where config_id = %s", [first])
     p = scheduler(dsn, env={"CEREBRO_LOCK_TIMEOUT_S": "1"})
     try:

@@ -134,7 +134,11 @@ def test_killed_mid_write_loses_nothing_and_leaves_no_half_file(server_dsn, in_f
     dsn = make_db(server_dsn, "cerebro_test_files_c")
     launch(dsn, "grid")
     pause = Path("/tmp") / f"cerebro-pause-{uuid.uuid4().hex}"  # the server's user stats it
-    p = scheduler(dsn, env={**FILES, "CEREBRO_TEST_PAUSE_STATE_WRITE": str(pause)})
+    # worker j = partition j (CEREBRO_SCHEDULE=mop): a config waits between its partitions,
+    # so when the writers are stopped some config rests mid-epoch with a committed file
+    # (under pick_any a worker keeps its config, and the ones mid-epoch may all be in flight)
+    env = {**FILES, "CEREBRO_TEST_PAUSE_STATE_WRITE": str(pause), "CEREBRO_SCHEDULE": "mop"}
+    p = scheduler(dsn, env=env)
     try:
         wait_for(dsn, OK_TRAIN_UNITS, lambda n: n >= 3)
         pause.touch()  # from now on a backend writing a state file stops half-way
